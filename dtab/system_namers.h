@@ -1,0 +1,36 @@
+#pragma once
+
+// The namers every process has under `/$/` (Finagle's and Linkerd's):
+//   /$/inet/<host>/<port>[/rest]   and /$/inet/<port>[/rest] (host: localhost)
+//   /$/fixedinet/...               the same shapes
+//   /$/nil[/...]                   Empty ($)
+//   /$/fail[/...]                  Fail (!)
+//   /$/io.buoyant.rinet/<port>/<host>[/rest]
+//   /$/io.buoyant.hostportPfx/<pfx>/<host>:<port>/rest -> /<pfx>/<host>/<port>/rest
+//   /$/io.buoyant.porthostPfx/<pfx>/<host>:<port>/rest -> /<pfx>/<port>/<host>/rest
+// An inet leaf whose host is an IP literal (or `localhost`) carries its
+// address; a host name needs the DNS resolver, so its Addr is Failed with a
+// message saying so.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dtab/addr.h"
+#include "dtab/namer.h"
+
+namespace switchyard::dtab {
+
+// In the order delegation tries them (after the configured namers).
+const std::vector<NamerEntry>& systemNamers();
+
+// Names of the `/$/<name>` namers, for error messages.
+std::string systemNamerNames();
+
+// Parses a numeric IPv4 literal in any of the forms Java and inet_aton accept
+// (`127.0.0.1`, `127.1`, `10.65536`) or an IPv6 literal (with or without
+// brackets), and returns it in canonical text form; nullopt if not a literal.
+std::optional<std::string> parseIpLiteral(std::string_view host);
+
+}  // namespace switchyard::dtab
