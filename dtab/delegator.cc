@@ -120,6 +120,15 @@ class Delegator::Binder {
 
   explicit Binder(const Delegator& d) : d_(d) {}
 
+  // The whole bind: a budget overrun fails it even where a union would
+  // otherwise have dropped the failed branch.
+  Result bindRoot(const Path& path) {
+    Result r = bindPath(path, 1);
+    if (overrun_) return Unexpected(std::move(*overrun_));
+    return r;
+  }
+
+ private:
   Result bindPath(const Path& path, int depth) {
     chain_.push_back(path);
     Result r = bindPathInChain(path, depth);
@@ -127,7 +136,6 @@ class Delegator::Binder {
     return r;
   }
 
- private:
   Result bindPathInChain(const Path& path, int depth) {
     if (depth > d_.options_.maxDepth) {
       return error(DelegateError::Kind::MaxDepth,
@@ -136,10 +144,9 @@ class Delegator::Binder {
                        describeChain(chain_));
     }
     if (++lookups_ > d_.options_.maxLookups) {
-      return error(DelegateError::Kind::TooLarge,
-                   "delegation of " + chain_.front().show() + " needed more than " +
-                       std::to_string(d_.options_.maxLookups) +
-                       " path lookups; the dtab's unions multiply too much");
+      return overrun("delegation of " + chain_.front().show() + " needed more than " +
+                     std::to_string(d_.options_.maxLookups) +
+                     " path lookups; the dtab's unions multiply too much");
     }
     NameTree<Path> rewritten = d_.dtab_.lookup(path);
     // Only a literal Neg (no entry, or one entry whose destination is `~`)
@@ -156,8 +163,7 @@ class Delegator::Binder {
     using Kind = NameTree<Name>::Kind;
     FrameGuard frame(frames_);
     if (frame.exceeded()) {
-      return error(DelegateError::Kind::TooLarge,
-                   "delegation of " + chain_.front().show() + " nests name trees too deeply");
+      return overrun("delegation of " + chain_.front().show() + " nests name trees too deeply");
     }
     switch (tree.kind()) {
       case Kind::Leaf:
@@ -202,14 +208,20 @@ class Delegator::Binder {
     return Unexpected(DelegateError{kind, std::move(message)});
   }
 
+  Result overrun(std::string message) {
+    if (!overrun_) overrun_ = DelegateError{DelegateError::Kind::TooLarge, message};
+    return error(DelegateError::Kind::TooLarge, std::move(message));
+  }
+
   const Delegator& d_;
   std::vector<Path> chain_;  // the paths of the current chain of rewrites
   std::size_t lookups_ = 0;
   int frames_ = 0;
+  std::optional<DelegateError> overrun_;
 };
 
 Expected<NameTree<BoundName>, DelegateError> Delegator::bind(const Path& path) const {
-  return Binder(*this).bindPath(path, 1);
+  return Binder(*this).bindRoot(path);
 }
 
 // ---------------------------------------------------------------------------
