@@ -205,8 +205,8 @@ def check_parse_result(case, res, problems):
     if case["ok"]:
         if expect_rc(res, 0, problems):
             got = strip_one_newline(res.out)
-            if got != case["show"]:
-                problems.append("stdout %s, expected %s" % (short(got), short(case["show"])))
+            if got != case.get("show"):
+                problems.append("stdout %s, expected %s" % (short(got), short(case.get("show"))))
     else:
         if expect_rc(res, 1, problems):
             if "line " not in res.err or "column " not in res.err:
