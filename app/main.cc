@@ -4,6 +4,8 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "app/commands.h"
 #include "runtime/version.h"
@@ -39,8 +41,21 @@ int main(int argc, char** argv) {
   Run dtab = addDtabCommand(app);
   Run delegate = addDelegateCommand(app);
 
+  // CLI11 2.1 reads `--opt=` (an explicitly empty value) as a bare `--opt`
+  // and takes the next argument as its value. Split it into `--opt ""` so an
+  // empty dtab given that way stays empty.
+  std::vector<std::string> args;
+  for (int i = argc - 1; i > 0; --i) {
+    std::string a = argv[i];
+    if (a.size() > 3 && a.starts_with("--") && a.back() == '=' && a.find('=') == a.size() - 1) {
+      args.emplace_back();
+      a.pop_back();
+    }
+    args.push_back(std::move(a));
+  }
+
   try {
-    app.parse(argc, argv);
+    app.parse(args);  // CLI11 takes the arguments in reverse order
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
