@@ -156,7 +156,9 @@ int runDelegate(const DelegateOptions& o) {
       out["error"] = bound.error().message;
       out["errorKind"] = dtab::kindName(bound.error().kind);
     }
-    std::cout << out.dump(2) << "\n";
+    // Paths are escaped already; `replace` keeps any stray invalid UTF-8 in a
+    // namer's message from aborting the dump.
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     printText(tree, 0, "", std::cout);
     if (bound) {

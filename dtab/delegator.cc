@@ -137,16 +137,21 @@ class Delegator::Binder {
   }
 
   Result bindPathInChain(const Path& path, int depth) {
-    if (depth > d_.options_.maxDepth) {
-      return error(DelegateError::Kind::MaxDepth,
-                   "Max recursion level: " + std::to_string(d_.options_.maxDepth) +
-                       " reached in Namer lookup of " + chain_.front().show() + ": " +
-                       describeChain(chain_));
-    }
+    // Every lookup is charged, including those that fail on depth, so the
+    // budget bounds the whole bind.
     if (++lookups_ > d_.options_.maxLookups) {
       return overrun("delegation of " + chain_.front().show() + " needed more than " +
                      std::to_string(d_.options_.maxLookups) +
                      " path lookups; the dtab's unions multiply too much");
+    }
+    if (depth > d_.options_.maxDepth) {
+      // A union can reach the limit on many branches; describe it once.
+      if (!depthMessage_) {
+        depthMessage_ = "Max recursion level: " + std::to_string(d_.options_.maxDepth) +
+                        " reached in Namer lookup of " + chain_.front().show() + ": " +
+                        describeChain(chain_);
+      }
+      return error(DelegateError::Kind::MaxDepth, *depthMessage_);
     }
     NameTree<Path> rewritten = d_.dtab_.lookup(path);
     // Only a literal Neg (no entry, or one entry whose destination is `~`)
@@ -218,6 +223,7 @@ class Delegator::Binder {
   std::size_t lookups_ = 0;
   int frames_ = 0;
   std::optional<DelegateError> overrun_;
+  std::optional<std::string> depthMessage_;
 };
 
 Expected<NameTree<BoundName>, DelegateError> Delegator::bind(const Path& path) const {
@@ -234,23 +240,31 @@ class Delegator::Recorder {
 
   explicit Recorder(const Delegator& d) : d_(d) {}
 
+  // The whole delegation. Once a budget is spent the partial tree is
+  // dropped for one Exception node, so a hostile dtab costs at most the
+  // budget in time and memory.
+  Tree delegateRoot(const Path& path) {
+    Tree t = delegatePath(path, std::nullopt, 1);
+    if (overrun_) return exception(path, std::nullopt, *overrun_);
+    return t;
+  }
+
+ private:
   // The delegation of `path`, reached through `parent` (none at the root).
   Tree delegatePath(const Path& path, const std::optional<Dentry>& parent, int depth) {
     FrameGuard frame(frames_);
+    if (stopped(frame)) return Tree{};
     if (depth > d_.options_.maxDepth) {
       return exception(path, parent, "Max recursion level reached.");
     }
-    if (frame.exceeded() || ++lookups_ > d_.options_.maxLookups) {
-      return exception(path, parent,
-                       "delegation stopped: more than " + std::to_string(d_.options_.maxLookups) +
-                           " path lookups or too deeply nested");
-    }
     std::vector<Dtab::Match> found = d_.dtab_.matches(path);
-    if (found.empty() || (found.size() == 1 && found.front().tree.isNeg())) {
+    // Unlike bind, a single `~` match is recorded as such: only a path no
+    // entry matches goes to the namers.
+    if (found.empty()) {
       auto named = d_.lookupNamers(path);
       if (!named) return exception(path, parent, named.error().message);
       if (!named->isNeg()) return fromNamer(*named, path, parent, depth);
-      if (found.empty()) return node(Kind::Neg, path, parent);
+      return node(Kind::Neg, path, parent);
     }
     if (found.size() == 1) {
       const Dentry& entry = d_.dtab_.entries()[found.front().index];
@@ -265,10 +279,23 @@ class Delegator::Recorder {
     return simplify(std::move(t));
   }
 
- private:
+  // Charges one step against the budgets; true once either is spent.
+  bool stopped(const FrameGuard& frame) {
+    if (overrun_) return true;
+    if (frame.exceeded()) {
+      overrun_ = "delegation stopped: name trees nested too deeply";
+    } else if (++lookups_ > d_.options_.maxLookups) {
+      overrun_ = "delegation stopped: more than " + std::to_string(d_.options_.maxLookups) +
+                 " path lookups; the dtab's unions multiply too much";
+    }
+    return overrun_.has_value();
+  }
+
   // A dentry's destination, rewritten for `path`; its leaves are delegated.
   Tree fromDtab(const NameTree<Path>& tree, const Path& path, const Dentry& entry, int depth) {
     using K = NameTree<Path>::Kind;
+    FrameGuard frame(frames_);
+    if (stopped(frame)) return Tree{};
     switch (tree.kind()) {
       case K::Leaf:
         return delegatePath(tree.value(), entry, depth + 1);
@@ -299,6 +326,8 @@ class Delegator::Recorder {
   Tree fromNamer(const NameTree<Name>& tree, const Path& path, const std::optional<Dentry>& parent,
                  int depth) {
     using K = NameTree<Name>::Kind;
+    FrameGuard frame(frames_);
+    if (stopped(frame)) return Tree{};
     switch (tree.kind()) {
       case K::Leaf: {
         if (const Path* p = std::get_if<Path>(&tree.value())) {
@@ -382,12 +411,13 @@ class Delegator::Recorder {
   }
 
   const Delegator& d_;
-  std::size_t lookups_ = 0;
+  std::size_t lookups_ = 0;  // steps, counted against maxLookups
   int frames_ = 0;
+  std::optional<std::string> overrun_;
 };
 
 DelegateTree Delegator::delegate(const Path& path) const {
-  return Recorder(*this).delegatePath(path, std::nullopt, 1);
+  return Recorder(*this).delegateRoot(path);
 }
 
 }  // namespace switchyard::dtab

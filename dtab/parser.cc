@@ -151,6 +151,11 @@ bool Parser::number(double& out) {
   }
   std::string_view text = in_.substr(start, pos_ - start);
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  if (ec == std::errc::result_out_of_range &&
+      text.substr(0, text.find('.')).find_first_not_of('0') == std::string_view::npos) {
+    out = 0.0;  // underflow: a weight too small for a double reads as 0, as in Java
+    return true;
+  }
   if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(out)) {
     pos_ = start;
     return failLimit("weight out of range");

@@ -24,7 +24,11 @@ bool isInteger(std::string_view s) { return parseDecimal(s).has_value(); }
 Addr addrFor(const std::string& host, std::uint64_t port) {
   std::optional<std::string> ip = host == "localhost" ? "127.0.0.1" : parseIpLiteral(host);
   if (!ip) {
-    return Addr::failed("cannot resolve host name '" + host +
+    // The host is printed as a path element would be, so hostile bytes
+    // cannot reach a log or a terminal raw.
+    std::string shown;
+    Path::showElem(host, shown);
+    return Addr::failed("cannot resolve host name '" + shown +
                         "': this build has no DNS resolver yet; use an IP literal");
   }
   return Addr::bound({Endpoint{*ip, static_cast<std::uint16_t>(port), 1.0, {}}});
@@ -73,10 +77,8 @@ class RinetNamer final : public Namer {
  public:
   NamerResult lookup(const Path& r) const override {
     static const Path kPrefix{"$", "io.buoyant.rinet"};
-    if (r.size() < 2 || !isInteger(r[0])) {
-      return Unexpected((kPrefix + r).show() + ": expected " + kPrefix.show() +
-                        "/<port>/<host>");
-    }
+    // Linkerd answers Neg for any other shape, so an Alt can fall back.
+    if (r.size() < 2 || !isInteger(r[0])) return NameTree<Name>::neg();
     std::uint64_t p = *parseDecimal(r[0]);
     if (p > 65535) {
       return Unexpected((kPrefix + r).show() + ": port " + r[0] + " is out of range 0-65535");
@@ -101,14 +103,14 @@ class HostPortPfxNamer final : public Namer {
 
   NamerResult lookup(const Path& r) const override {
     if (r.size() < 2) return NameTree<Name>::neg();
+    // Exactly one ':' (as Linkerd splits it), so IPv6 literals are Neg.
     std::string_view authority = r[1];
-    std::size_t colon = authority.rfind(':');
-    if (colon == std::string_view::npos) return NameTree<Name>::neg();
+    std::size_t colon = authority.find(':');
+    if (colon == std::string_view::npos || authority.find(':', colon + 1) != std::string_view::npos) {
+      return NameTree<Name>::neg();
+    }
     std::string_view host = authority.substr(0, colon);
     std::string_view port = authority.substr(colon + 1);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-      host = host.substr(1, host.size() - 2);
-    }
     if (host.empty() || !isDnsLabel(port)) return NameTree<Name>::neg();
     Path head = portFirst_ ? Path{r[0], std::string(port), std::string(host)}
                            : Path{r[0], std::string(host), std::string(port)};

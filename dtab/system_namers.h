@@ -5,9 +5,10 @@
 //   /$/fixedinet/...               the same shapes
 //   /$/nil[/...]                   Empty ($)
 //   /$/fail[/...]                  Fail (!)
-//   /$/io.buoyant.rinet/<port>/<host>[/rest]
+//   /$/io.buoyant.rinet/<port>/<host>[/rest]   (any other shape: Neg)
 //   /$/io.buoyant.hostportPfx/<pfx>/<host>:<port>/rest -> /<pfx>/<host>/<port>/rest
 //   /$/io.buoyant.porthostPfx/<pfx>/<host>:<port>/rest -> /<pfx>/<port>/<host>/rest
+//     (exactly one ':', port a lowercase DNS label or number; else Neg)
 // An inet leaf whose host is an IP literal (or `localhost`) carries its
 // address; a host name needs the DNS resolver, so its Addr is Failed with a
 // message saying so.

@@ -39,7 +39,8 @@ Expected<dtab::Endpoint, std::string> parseHostPort(std::string_view text) {
 }
 
 Expected<std::vector<dtab::NamerEntry>, std::string> parseStaticNamers(std::string_view text) {
-  nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // ordered_json: namers are tried in the order the file lists them.
+  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return Unexpected(std::string("namers: not valid JSON"));
   if (!doc.is_object()) return Unexpected(std::string("namers: expected a JSON object of prefix -> names"));
   std::vector<dtab::NamerEntry> out;

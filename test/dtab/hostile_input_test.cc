@@ -88,3 +88,40 @@ TEST_CASE("deep nesting across rewrites stops with an error", "[hostile]") {
   DelegateTree t = Delegator(*d).delegate(Path{"p0"});
   CHECK(t.kind == DelegateTree::Kind::Delegate);
 }
+
+TEST_CASE("deep nesting inside destinations stays within the frame budget", "[hostile]") {
+  // 30 rewrites, each nesting 100 parentheses: the delegate tree must stop
+  // with an error instead of recursing 3,000 levels per branch.
+  for (const char* op : {" & ", " | "}) {
+    std::string text;
+    for (int i = 0; i < 30; ++i) {
+      std::string inner = "/a" + std::to_string(i + 1);
+      for (int k = 0; k < 100; ++k) inner = "(" + inner + op + "/z)";
+      text += "/a" + std::to_string(i) + "=>" + inner + ";";
+    }
+    auto d = Dtab::parse(text);
+    REQUIRE(d);
+    Delegator delegator(*d);
+    DelegateTree t = delegator.delegate(Path{"a0"});
+    CHECK(t.kind == DelegateTree::Kind::Exception);
+    CHECK(t.message.find("nested too deeply") != std::string::npos);
+    auto r = delegator.bind(Path{"a0"});
+    REQUIRE_FALSE(r);
+  }
+}
+
+TEST_CASE("a wide self-referencing union stays within the lookup budget", "[hostile]") {
+  // /a => /a & /a & ... (10 branches): without a budget on every step this
+  // takes minutes and gigabytes.
+  std::string dst = "/a";
+  for (int i = 0; i < 9; ++i) dst += " & /a";
+  auto d = Dtab::parse("/a => " + dst);
+  REQUIRE(d);
+  Delegator delegator(*d);
+  DelegateTree t = delegator.delegate(Path{"a"});
+  CHECK(t.kind == DelegateTree::Kind::Exception);
+  CHECK(t.children.empty());
+  auto r = delegator.bind(Path{"a"});
+  REQUIRE_FALSE(r);
+  CHECK(r.error().kind == DelegateError::Kind::TooLarge);
+}

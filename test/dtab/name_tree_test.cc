@@ -49,6 +49,12 @@ TEST_CASE("Union weights print like Java's %.2f (half-up)", "[name_tree]") {
   CHECK(formatWeight(0.994) == "0.99");
   CHECK(formatWeight(0.995) == "1.00");
   CHECK(formatWeight(0) == "0.00");
+  CHECK(formatWeight(1e23) == "100000000000000000000000.00");
+  CHECK(formatWeight(0.005) == "0.01");
+  CHECK(formatWeight(1e-300) == "0.00");
+  auto tiny = parseNameTree("0." + std::string(400, '0') + "1*/b & /c");
+  REQUIRE(tiny);
+  CHECK(show(*tiny) == "0.00*/b & /c");
 }
 
 TEST_CASE("NameTree simplify and eval follow Finagle", "[name_tree]") {

@@ -50,6 +50,10 @@ TEST_CASE("/$/inet binds host and port, or port alone", "[system_namers]") {
   REQUIRE(portOnly);
   CHECK(std::get<BoundName>(portOnly->value()).id.show() == "/$/inet/1234");
 
+  auto hostile = lookup(Path{"$", "inet", "\x1b[31mx\n", "80"});
+  REQUIRE(hostile);
+  CHECK(std::get<BoundName>(hostile->value()).addr.error.find('\x1b') == std::string::npos);
+
   auto name = lookup("/$/inet/example.com/80");
   REQUIRE(name);
   const auto& unresolved = std::get<BoundName>(name->value()).addr;
@@ -72,9 +76,15 @@ TEST_CASE("Linkerd's io.buoyant system namers", "[system_namers]") {
   auto hp = lookup("/$/io.buoyant.hostportPfx/pfx/web:http/x");
   REQUIRE(hp);
   CHECK(std::get<Path>(hp->value()).show() == "/pfx/web/http/x");
-  auto ph = lookup(Path{"$", "io.buoyant.porthostPfx", "pfx", "[::1]:8080"});
+  auto ph = lookup(Path{"$", "io.buoyant.porthostPfx", "pfx", "web:8080"});
   REQUIRE(ph);
-  CHECK(std::get<Path>(ph->value()) == Path{"pfx", "8080", "::1"});
+  CHECK(std::get<Path>(ph->value()) == Path{"pfx", "8080", "web"});
+  auto twoColons = lookup(Path{"$", "io.buoyant.hostportPfx", "pfx", "a:b:80"});
+  REQUIRE(twoColons);
+  CHECK(twoColons->isNeg());
+  auto shortRinet = lookup("/$/io.buoyant.rinet/80");
+  REQUIRE(shortRinet);
+  CHECK(shortRinet->isNeg());
   auto noPort = lookup("/$/io.buoyant.hostportPfx/pfx/web");
   REQUIRE(noPort);
   CHECK(noPort->isNeg());

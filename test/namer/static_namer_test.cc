@@ -60,3 +60,14 @@ TEST_CASE("static namer files: errors name the key", "[static_namer]") {
   REQUIRE_FALSE(missing);
   CHECK(missing.error().find("/nonexistent/namers.json") != std::string::npos);
 }
+
+TEST_CASE("static namers are tried in the order of the file", "[static_namer]") {
+  auto namers = namer::parseStaticNamers(R"({
+    "/#/fs/special": {"x": ["127.0.0.1:1"]},
+    "/#/fs": {"special": ["127.0.0.1:2"]}})");
+  REQUIRE(namers);
+  auto r = Delegator(Dtab{}, *namers).bind(Path{"#", "fs", "special", "x"});
+  REQUIRE(r);
+  REQUIRE(r->isLeaf());
+  CHECK(r->value().id == Path{"#", "fs", "special", "x"});
+}
