@@ -1,0 +1,34 @@
+#include "router/builtin_plugins.h"
+
+namespace switchyard::router {
+
+void addBuiltinPlugins(PluginRegistry& registry) {
+  // The registry is captured by pointer: it outlives every check it runs.
+  PluginRegistry* reg = &registry;
+  registry.add({PluginCategory::Interpreter, "default",
+                [reg](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
+                  auto s = std::make_shared<DefaultInterpreterSettings>();
+                  for (auto& t : r.list("transformers")) {
+                    if (auto k = reg->read(PluginCategory::Transformer, t)) s->transformers.push_back(*k);
+                  }
+                  return s;
+                },
+                nullptr});
+  auto balancer = [](std::string kind, bool ewma) {
+    return Plugin{PluginCategory::LoadBalancer, kind,
+                  [kind, ewma](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
+                    auto s = std::make_shared<BalancerSettings>();
+                    s->kind = kind;
+                    if (kind != "roundRobin") s->maxEffort = r.integer("maxEffort", 5, 1, 100);
+                    if (ewma) s->decayTimeMs = r.integer("decayTimeMs", 10'000, 1, 3'600'000);
+                    r.ignore("enableProbation", "unhealthy endpoints are handled by the balancer");
+                    return s;
+                  },
+                  nullptr};
+  };
+  registry.add(balancer("p2c", false));
+  registry.add(balancer("ewma", true));
+  registry.add(balancer("roundRobin", false));
+}
+
+}  // namespace switchyard::router

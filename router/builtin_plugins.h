@@ -1,0 +1,21 @@
+#pragma once
+
+#include "router/plugin_registry.h"
+
+namespace switchyard::router {
+
+// The kinds the router itself implements: the `default` interpreter and the
+// load balancers (p2c, ewma, roundRobin).
+void addBuiltinPlugins(PluginRegistry& registry);
+
+// Settings of the built-in kinds, read by the router when it builds them.
+struct DefaultInterpreterSettings {
+  std::vector<KindedConfig> transformers;
+};
+struct BalancerSettings {
+  std::string kind;
+  std::int64_t maxEffort = 5;       // p2c, ewma: picks before giving up on unhealthy nodes
+  std::int64_t decayTimeMs = 10'000;  // ewma
+};
+
+}  // namespace switchyard::router

@@ -1,0 +1,83 @@
+#pragma once
+
+// The router's configuration: Linkerd 1.x's schema (linkerd.yaml), checked
+// into typed structs. Names and defaults are Linkerd's, so a working Linkerd
+// config loads unchanged; kinds and keys Switchyard lacks are errors that name
+// their place in the file, and Linkerd keys that mean nothing here (`usage`,
+// JVM tuning) are accepted with a warning.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dtab/dtab.h"
+#include "dtab/path.h"
+#include "router/plugin_registry.h"
+#include "runtime/config_node.h"
+
+namespace switchyard::router {
+
+struct AdminConfig {
+  std::string ip = "127.0.0.1";
+  std::uint16_t port = 9990;
+  std::int64_t shutdownGraceMs = 10'000;
+};
+
+struct ServerConfig {
+  std::string ip = "127.0.0.1";  // Linkerd's default: loopback
+  std::uint16_t port = 4140;
+  bool clearContext = false;  // strip l5d-* context headers from clients
+};
+
+struct NamerConfig {
+  KindedConfig plugin;
+  dtab::Path prefix;  // names are /#<prefix>/..., e.g. /#/io.l5d.fs/hello
+};
+
+struct ClientConfig {
+  std::optional<KindedConfig> loadBalancer;  // default p2c
+  std::int64_t connectTimeoutMs = 5'000;
+  std::int64_t requestAttemptTimeoutMs = 0;  // 0: none
+  std::int64_t poolMaxSize = 1'000;           // hostConnectionPool.maxSize
+  std::int64_t poolIdleTimeMs = 10'000;       // hostConnectionPool.idleTimeMs
+};
+
+struct ServiceConfig {
+  std::int64_t totalTimeoutMs = 0;  // 0: none
+};
+
+struct RouterConfig {
+  std::string protocol = "http";
+  std::string label;  // defaults to the protocol
+  std::vector<ServerConfig> servers;
+  std::vector<KindedConfig> identifiers;  // default io.l5d.header.token
+  dtab::Dtab dtab;
+  KindedConfig interpreter;  // default "default"
+  dtab::Path dstPrefix{"svc"};
+  ClientConfig client;
+  ServiceConfig service;
+  std::int64_t bindingTimeoutMs = 10'000;
+  std::int64_t maxHeadersKB = 8;
+  std::int64_t maxInitialLineKB = 4;
+  std::int64_t maxRequestKB = 5'120;
+  std::int64_t maxResponseKB = 5'120;
+  bool streamingEnabled = true;
+  std::int64_t maxCallDepth = 1'000;     // Via-counted loop protection
+  std::int64_t maxDtabHeaderBytes = 8'192;  // l5d-dtab + l5d-ctx-dtab per request
+};
+
+struct Config {
+  AdminConfig admin;
+  std::vector<NamerConfig> namers;
+  std::vector<RouterConfig> routers;
+  std::vector<KindedConfig> telemetry;
+  std::vector<std::string> warnings;
+};
+
+// Checks a whole document. The error list names every problem found, each
+// with its path (`routers[0].identifier.kind: unknown identifier kind ...`).
+Expected<Config, std::vector<std::string>> checkConfig(const runtime::ConfigNode& root,
+                                                       const PluginRegistry& registry);
+
+}  // namespace switchyard::router

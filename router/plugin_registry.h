@@ -1,0 +1,71 @@
+#pragma once
+
+// PluginRegistry: every `kind` a config may name, by category, with the check
+// of its settings and the factory that builds it. router/ defines the
+// interfaces; plugins/ implements the kinds, and plugins/registry.cc lists
+// them all explicitly (no self-registering statics). Only the executable's
+// main sees both.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "dtab/path.h"
+#include "router/identifier.h"
+#include "runtime/config_reader.h"
+
+namespace switchyard::router {
+
+enum class PluginCategory { Identifier, Namer, Interpreter, Transformer, Telemeter, LoadBalancer };
+
+// "identifier", "namer", ...: for messages.
+const char* categoryName(PluginCategory category);
+
+// What an identifier is built with besides its own settings.
+struct IdentifierContext {
+  dtab::Path dstPrefix;  // the router's, `/svc` by default
+};
+
+struct Plugin {
+  PluginCategory category;
+  std::string kind;
+  // Reads the block's own keys (the reader has `kind` marked already);
+  // returns the typed settings the factory needs. Errors go to the reader.
+  std::function<std::shared_ptr<const void>(runtime::ConfigReader&)> check;
+  // Identifier plugins only.
+  std::function<std::unique_ptr<Identifier>(const void* settings, const IdentifierContext&)>
+      makeIdentifier;
+};
+
+// A `{kind: ..., ...}` block that passed its plugin's check.
+struct KindedConfig {
+  std::string kind;
+  std::string path;  // where in the file, for later messages
+  const Plugin* plugin = nullptr;
+  std::shared_ptr<const void> settings;
+};
+
+class PluginRegistry {
+ public:
+  void add(Plugin plugin);
+  const Plugin* find(PluginCategory category, std::string_view kind) const;
+  // The known kinds of a category, comma-separated, for messages.
+  std::string known(PluginCategory category) const;
+
+  // Reads a kinded block at `r`: `kind` (or `fallbackKind` when the block has
+  // none) must be registered; the plugin checks the rest; unknown keys are
+  // errors. nullopt after recording an error.
+  // `common` reads keys every kind of the category has (a namer's `prefix`)
+  // before the plugin's own check.
+  std::optional<KindedConfig> read(PluginCategory category, runtime::ConfigReader r,
+                                   std::optional<std::string> fallbackKind = std::nullopt,
+                                   const std::function<void(runtime::ConfigReader&)>& common = {}) const;
+
+ private:
+  std::map<std::pair<PluginCategory, std::string>, Plugin, std::less<>> plugins_;
+};
+
+}  // namespace switchyard::router
