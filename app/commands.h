@@ -6,6 +6,7 @@
 // delegation), 2 the command line was wrong.
 
 #include <functional>
+#include <string>
 
 namespace CLI {
 class App;
@@ -17,6 +18,7 @@ using Run = std::function<int()>;
 
 Run addDtabCommand(CLI::App& parent);
 Run addDelegateCommand(CLI::App& parent);
+Run addRouterCommand(CLI::App& parent);
 
 // Reads a whole file; false (with a message on stderr) if it cannot.
 bool readFile(const std::string& filename, std::string& out);

@@ -13,7 +13,7 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                   }
                   return s;
                 },
-                nullptr});
+                nullptr, nullptr});
   auto balancer = [](std::string kind, bool ewma) {
     return Plugin{PluginCategory::LoadBalancer, kind,
                   [kind, ewma](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
@@ -24,7 +24,7 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                     r.ignore("enableProbation", "unhealthy endpoints are handled by the balancer");
                     return s;
                   },
-                  nullptr};
+                  nullptr, nullptr};
   };
   registry.add(balancer("p2c", false));
   registry.add(balancer("ewma", true));

@@ -15,6 +15,7 @@
 
 #include "dtab/path.h"
 #include "router/identifier.h"
+#include "router/namer_host.h"
 #include "runtime/config_reader.h"
 
 namespace switchyard::router {
@@ -38,6 +39,8 @@ struct Plugin {
   // Identifier plugins only.
   std::function<std::unique_ptr<Identifier>(const void* settings, const IdentifierContext&)>
       makeIdentifier;
+  // Namer plugins only: `prefix` is the full one, e.g. /#/io.l5d.fs.
+  std::function<std::unique_ptr<NamerHost>(const void* settings, const dtab::Path& prefix)> makeNamer;
 };
 
 // A `{kind: ..., ...}` block that passed its plugin's check.

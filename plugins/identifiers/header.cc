@@ -35,7 +35,8 @@ router::Plugin headerIdentifier() {
           },
           [](const void* s, const router::IdentifierContext& ctx) -> std::unique_ptr<router::Identifier> {
             return std::make_unique<HeaderPath>(*static_cast<const Settings*>(s), ctx.dstPrefix);
-          }};
+          },
+          nullptr};
 }
 
 }  // namespace switchyard::plugins

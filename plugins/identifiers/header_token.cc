@@ -32,7 +32,8 @@ router::Plugin headerTokenIdentifier() {
           },
           [](const void* s, const router::IdentifierContext& ctx) -> std::unique_ptr<router::Identifier> {
             return std::make_unique<HeaderToken>(*static_cast<const Settings*>(s), ctx.dstPrefix);
-          }};
+          },
+          nullptr};
 }
 
 }  // namespace switchyard::plugins

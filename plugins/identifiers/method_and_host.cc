@@ -43,7 +43,8 @@ router::Plugin methodAndHostIdentifier() {
           },
           [](const void* s, const router::IdentifierContext& ctx) -> std::unique_ptr<router::Identifier> {
             return std::make_unique<MethodAndHost>(*static_cast<const Settings*>(s), ctx.dstPrefix);
-          }};
+          },
+          nullptr};
 }
 
 }  // namespace switchyard::plugins

@@ -55,7 +55,8 @@ router::Plugin pathIdentifier() {
           },
           [](const void* s, const router::IdentifierContext& ctx) -> std::unique_ptr<router::Identifier> {
             return std::make_unique<PathIdentifier>(*static_cast<const Settings*>(s), ctx.dstPrefix);
-          }};
+          },
+          nullptr};
 }
 
 }  // namespace switchyard::plugins

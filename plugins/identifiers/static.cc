@@ -29,7 +29,8 @@ router::Plugin staticIdentifier() {
           },
           [](const void* s, const router::IdentifierContext&) -> std::unique_ptr<router::Identifier> {
             return std::make_unique<StaticIdentifier>(*static_cast<const dtab::Path*>(s));
-          }};
+          },
+          nullptr};
 }
 
 }  // namespace switchyard::plugins

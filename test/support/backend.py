@@ -73,6 +73,7 @@ import os
 import re
 import signal
 import sys
+import traceback
 import urllib.parse
 
 HEADER_CAP = 64 * 1024          # request line + header lines, bytes
@@ -583,6 +584,9 @@ async def handle_connection(state, reader, writer):
         pass
     except asyncio.CancelledError:
         pass
+    except Exception:                 # a bug here: say so, drop the connection
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
     finally:
         state.tasks.discard(task)
         try:

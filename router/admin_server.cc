@@ -1,0 +1,214 @@
+#include "router/admin_server.h"
+
+#include <cctype>
+#include <nlohmann/json.hpp>
+
+#include "dtab/delegator.h"
+#include "namer/delegate_json.h"
+#include "runtime/http1_parser.h"
+
+namespace switchyard::router {
+
+using nlohmann::json;
+
+namespace {
+
+json toJson(const runtime::ConfigNode& n) {
+  switch (n.kind()) {
+    case runtime::ConfigNode::Kind::Null:
+      return nullptr;
+    case runtime::ConfigNode::Kind::Scalar:
+      return n.text();
+    case runtime::ConfigNode::Kind::List: {
+      json a = json::array();
+      for (const auto& i : n.items()) a.push_back(toJson(i));
+      return a;
+    }
+    case runtime::ConfigNode::Kind::Map: {
+      json o = json::object();
+      for (const auto& [k, v] : n.entries()) o[k] = toJson(v);
+      return o;
+    }
+  }
+  return nullptr;
+}
+
+std::string queryParam(const std::string& target, const std::string& key) {
+  auto q = target.find('?');
+  if (q == std::string::npos) return {};
+  std::string_view rest(target);
+  rest.remove_prefix(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view kv = rest.substr(0, amp);
+    auto eq = kv.find('=');
+    if (kv.substr(0, eq) == key) {
+      std::string raw(eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1));
+      std::string out;
+      for (std::size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] == '+') {
+          out += ' ';
+        } else if (raw[i] == '%' && i + 2 < raw.size() && std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
+                   std::isxdigit(static_cast<unsigned char>(raw[i + 2]))) {
+          out += static_cast<char>(std::stoi(raw.substr(i + 1, 2), nullptr, 16));
+          i += 2;
+        } else {
+          out += raw[i];
+        }
+      }
+      return out;
+    }
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+}  // namespace
+
+// One admin connection: reads a whole request, answers, keeps alive.
+class AdminServer::Conn final : public runtime::TcpStream::Handler, public runtime::Http1Parser::Handler {
+ public:
+  Conn(AdminServer& server, runtime::TcpStreamPtr stream)
+      : server_(server), stream_(std::move(stream)),
+        parser_(runtime::Http1Parser::Type::Request, *this, runtime::Http1Parser::Limits{8192, 65536}) {
+    stream_->setHandler(this);
+    stream_->startReading();
+  }
+
+  void onData(std::string_view data) override {
+    while (!data.empty() && !closed_) {
+      auto r = parser_.feed(data);
+      if (r.status == runtime::Http1Parser::Status::Error) {
+        reply({400, "text/plain", r.error + "\n"}, true);
+        return;
+      }
+      data.remove_prefix(r.consumed);
+      if (r.status == runtime::Http1Parser::Status::Upgrade) {
+        reply({400, "text/plain", "upgrades are not supported here\n"}, true);
+        return;
+      }
+    }
+  }
+  void onClosed(const std::string&) override { close(); }
+  void onRequestHead(runtime::RequestHead&& head, const runtime::BodyFraming&) override {
+    head_ = std::move(head);
+    body_.clear();
+  }
+  void onBody(std::string_view data) override {
+    if (body_.size() + data.size() > (1 << 20)) {
+      tooLarge_ = true;
+      return;
+    }
+    body_.append(data);
+  }
+  void onMessageEnd() override {
+    if (tooLarge_) {
+      reply({413, "text/plain", "request body over 1 MB\n"}, true);
+      return;
+    }
+    reply(server_.handle(head_.method, head_.target, body_), !parser_.keepAlive());
+  }
+
+ private:
+  void reply(const Reply& r, bool closeAfter) {
+    runtime::ResponseHead h;
+    h.status = r.status;
+    h.headers.add("Content-Type", r.contentType);
+    h.headers.add("Content-Length", std::to_string(r.body.size()));
+    if (closeAfter) h.headers.add("Connection", "close");
+    stream_->write(runtime::serializeResponseHead(h) + r.body);
+    if (closeAfter) {
+      stream_->closeAfterWrites();
+      close();
+    }
+  }
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    server_.conns_.erase(this);
+    server_.loop_.deleteLater(std::unique_ptr<Conn>(this));
+  }
+
+  AdminServer& server_;
+  runtime::TcpStreamPtr stream_;
+  runtime::Http1Parser parser_;
+  runtime::RequestHead head_;
+  std::string body_;
+  bool tooLarge_ = false;
+  bool closed_ = false;
+};
+
+AdminServer::AdminServer(runtime::Loop& loop, Context context) : loop_(loop), ctx_(std::move(context)) {}
+
+AdminServer::~AdminServer() {
+  stop();
+  for (auto* c : conns_) delete c;
+}
+
+Expected<std::uint16_t, std::string> AdminServer::listen(const std::string& ip, std::uint16_t port) {
+  auto addr = runtime::SocketAddress::parse(ip, port);
+  if (!addr) return Unexpected("admin.ip: " + addr.error());
+  auto l = runtime::TcpListener::listen(loop_, *addr, false, [this](runtime::TcpStreamPtr s) {
+    conns_.insert(new Conn(*this, std::move(s)));
+  });
+  if (!l) return Unexpected("admin: " + l.error());
+  listener_ = std::move(*l);
+  return listener_->port();
+}
+
+void AdminServer::stop() { listener_.reset(); }
+
+AdminServer::Reply AdminServer::handle(const std::string& method, const std::string& target,
+                                       const std::string& body) {
+  std::string path = target.substr(0, target.find('?'));
+  if (path == "/admin/ping") return {200, "text/plain", "pong"};
+  if (path == "/admin/metrics.json") {
+    json m = json::object();
+    for (const auto& plan : *ctx_.plans) {
+      const RouterStats& s = *plan->stats;
+      std::string p = "rt/" + plan->config.label + "/server/";
+      m[p + "requests"] = s.requests.load(std::memory_order_relaxed);
+      m[p + "success"] = s.success.load(std::memory_order_relaxed);
+      m[p + "failures"] = s.failures.load(std::memory_order_relaxed);
+      m[p + "connections"] = s.connections.load(std::memory_order_relaxed);
+      m[p + "connects"] = s.connects.load(std::memory_order_relaxed);
+      m[p + "request_errors"] = s.requestErrors.load(std::memory_order_relaxed);
+    }
+    return {200, "application/json", m.dump()};
+  }
+  if (path == "/config.json") return {200, "application/json", toJson(*ctx_.config).dump(2)};
+  if (path == "/delegator.json") {
+    std::string ns = queryParam(target, "namespace");
+    std::string dtabText = queryParam(target, "dtab");
+    std::string pathText = queryParam(target, "path");
+    if (method == "POST") {
+      json req = json::parse(body, nullptr, false);
+      if (req.is_discarded() || !req.is_object()) return {400, "text/plain", "expected a JSON object {namespace, dtab, path}\n"};
+      ns = req.value("namespace", ns);
+      dtabText = req.value("dtab", dtabText);
+      pathText = req.value("path", pathText);
+    }
+    const RouterPlan* plan = nullptr;
+    for (const auto& p : *ctx_.plans) {
+      if (p->config.label == ns || (ns.empty() && !plan)) plan = p.get();
+    }
+    if (!plan) return {404, "text/plain", "no router labelled \"" + ns + "\"\n"};
+    auto extra = dtab::Dtab::parse(dtabText);
+    if (!extra) return {400, "text/plain", "Invalid dtab: " + extra.error().message() + "\n"};
+    auto p = dtab::Path::parse(pathText);
+    if (!p) return {400, "text/plain", "Invalid path: " + p.error().message() + "\n"};
+    auto naming = ctx_.naming();
+    dtab::Delegator d(plan->config.dtab + *extra, naming->namers);
+    json tree = namer::delegateTreeToJson(d.delegate(*p));
+    return {200, "application/json", tree.dump(-1, ' ', false, json::error_handler_t::replace)};
+  }
+  if (path == "/admin/shutdown") {
+    if (method != "POST") return {405, "text/plain", "POST to shut down\n"};
+    loop_.defer(ctx_.shutdown);
+    return {200, "text/plain", "shutting down\n"};
+  }
+  return {404, "text/plain", "no such admin path: " + path + "\n"};
+}
+
+}  // namespace switchyard::router

@@ -1,0 +1,56 @@
+#pragma once
+
+// AdminServer: Linkerd's admin endpoints on the admin port, served from the
+// main loop (never a worker):
+//   GET  /admin/ping            pong
+//   GET  /admin/metrics.json    counters in Linkerd's flat names (rt/<label>/server/...)
+//   GET  /config.json           the configuration as loaded
+//   GET|POST /delegator.json    the delegate tree of a path through a router's dtab
+//   POST /admin/shutdown        graceful drain, then exit 0
+// Requests are small and read whole (up to 1 MB).
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "router/router_plan.h"
+#include "runtime/config_node.h"
+#include "runtime/loop.h"
+#include "runtime/tcp.h"
+
+namespace switchyard::router {
+
+class AdminServer {
+ public:
+  struct Context {
+    const std::vector<std::unique_ptr<RouterPlan>>* plans;
+    const runtime::ConfigNode* config;
+    // The configured namers as of now (main loop).
+    std::function<std::shared_ptr<const NamingState>()> naming;
+    std::function<void()> shutdown;
+  };
+
+  AdminServer(runtime::Loop& loop, Context context);
+  ~AdminServer();
+  Expected<std::uint16_t, std::string> listen(const std::string& ip, std::uint16_t port);
+  void stop();
+
+  // Answers one request: status, content type, body. Public for tests.
+  struct Reply {
+    int status;
+    std::string contentType;
+    std::string body;
+  };
+  Reply handle(const std::string& method, const std::string& target, const std::string& body);
+
+ private:
+  class Conn;
+  runtime::Loop& loop_;
+  Context ctx_;
+  std::unique_ptr<runtime::TcpListener> listener_;
+  std::set<Conn*> conns_;
+};
+
+}  // namespace switchyard::router

@@ -1,0 +1,355 @@
+#include "router/exchange.h"
+
+#include <cstdio>
+
+#include "router/hop_headers.h"
+#include "router/server_connection.h"
+
+namespace switchyard::router {
+
+using runtime::BodyFraming;
+
+namespace {
+
+std::string randomId(std::mt19937_64& rng) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+// The origin-form of a target: `http://h/a?b` -> `/a?b`.
+std::string originForm(const std::string& target, std::string* authority) {
+  if (target.empty() || target.front() == '/' || target == "*") return target;
+  auto scheme = target.find("://");
+  if (scheme == std::string::npos) return target;
+  auto slash = target.find('/', scheme + 3);
+  if (authority) *authority = target.substr(scheme + 3, slash == std::string::npos ? std::string::npos : slash - scheme - 3);
+  if (slash == std::string::npos) {
+    auto q = target.find('?', scheme + 3);
+    return q == std::string::npos ? "/" : "/" + target.substr(q);
+  }
+  return target.substr(slash);
+}
+
+}  // namespace
+
+Exchange::Exchange(Worker& worker, ServerConnection& server, Route route, runtime::RequestHead head,
+                   const BodyFraming& framing, bool upgrade)
+    : worker_(worker), server_(&server), route_(std::move(route)), upgrade_(upgrade),
+      startMs_(worker.loop().nowMs()), timeout_(worker.loop()) {
+  headRequest_ = head.method == "HEAD";
+  chunkedIn_ = framing.kind == BodyFraming::Chunked;
+
+  std::string authority;
+  head.target = originForm(head.target, &authority);
+  if (!head.headers.has("Host") && !authority.empty()) head.headers.add("Host", authority);
+  stripHopByHop(head.headers, upgrade_);
+  if (upgrade_) head.headers.add("Connection", "Upgrade");
+  if (chunkedIn_) head.headers.add("Transfer-Encoding", "chunked");
+  head.headers.add("Via", "1.1 switchyard");
+  head.headers.set("l5d-dst-service", route_.logicalName.show());
+  head.headers.set("l5d-dst-client", route_.bound.id.show());
+  if (route_.bound.residual.empty()) {
+    head.headers.remove("l5d-dst-residual");
+  } else {
+    head.headers.set("l5d-dst-residual", route_.bound.residual.show());
+  }
+  head.headers.set("l5d-reqid", randomId(worker_.rng()));
+  head.versionMinor = 1;
+  headBytes_ = runtime::serializeRequestHead(head);
+}
+
+Exchange::~Exchange() { detach(); }
+
+std::string Exchange::describeTarget() const {
+  return route_.endpoint->key + " (" + route_.bound.id.show() + ", for " + route_.logicalName.show() + ")";
+}
+
+void Exchange::start() {
+  Balancer::started(*route_.endpoint);
+  std::int64_t total = server_->plan().config.service.totalTimeoutMs;
+  if (total > 0) {
+    timeout_.start(static_cast<std::uint64_t>(total), [this, total] {
+      fail({Failure::Kind::Timeout,
+            "exceeded " + std::to_string(total) + " ms service.totalTimeoutMs waiting for " + describeTarget(),
+            false});
+    });
+  }
+  if (auto pooled = worker_.pool().take(route_.endpoint->key)) {
+    attach(std::move(pooled), true);
+    return;
+  }
+  connect();
+}
+
+void Exchange::connect() {
+  auto addr = runtime::SocketAddress::parse(route_.endpoint->endpoint.ip, route_.endpoint->endpoint.port);
+  if (!addr) {
+    fail({Failure::Kind::ConnectFailed, addr.error(), false});
+    return;
+  }
+  auto timeoutMs = static_cast<std::uint64_t>(server_->plan().config.client.connectTimeoutMs);
+  connecting_ = runtime::TcpConnect::start(worker_.loop(), *addr, timeoutMs, [this](auto result) {
+    // connecting_ is this callback's owner: release it after the call.
+    worker_.loop().deleteLater(std::move(connecting_));
+    if (!result) {
+      report(/*connectFailed=*/true);
+      fail({Failure::Kind::ConnectFailed,
+            result.error() + " while forwarding to " + route_.bound.id.show() + " for " + route_.logicalName.show(),
+            true});
+      return;
+    }
+    attach(std::move(*result), false);
+  });
+}
+
+void Exchange::attach(runtime::TcpStreamPtr stream, bool pooled) {
+  upstream_ = std::move(stream);
+  pooled_ = pooled;
+  if (pooled_ && !retried_) replay_ = std::string();
+  parser_ = std::make_unique<runtime::Http1Parser>(runtime::Http1Parser::Type::Response, *this,
+                                                   runtime::Http1Parser::Limits{16 * 1024, 64 * 1024});
+  if (headRequest_) parser_->expectHeadResponse();
+  upstream_->setHandler(this);
+  upstream_->setOnDrained([this] {
+    if (server_) server_->upstreamDrained();
+  });
+  upstream_->startReading();
+  std::string first = headBytes_ + buffered_;
+  buffered_.clear();
+  sendUpstream(std::move(first));
+}
+
+void Exchange::sendUpstream(std::string bytes) {
+  if (!upstream_) {
+    buffered_ += bytes;
+    return;
+  }
+  if (replay_) {
+    if (replay_->size() + bytes.size() <= kHighWater) {
+      *replay_ += bytes;
+    } else {
+      replay_.reset();  // too much to hold: this request cannot be replayed
+    }
+  }
+  upstream_->write(std::move(bytes));
+}
+
+std::size_t Exchange::upstreamBacklog() const {
+  return buffered_.size() + (upstream_ ? upstream_->pendingWriteBytes() : 0);
+}
+
+void Exchange::requestBody(std::string_view data) {
+  if (tunnel_ || finished_) return;
+  if (chunkedIn_) {
+    std::string framed = runtime::chunkHeader(data.size());
+    framed += data;
+    framed += runtime::kChunkEnd;
+    sendUpstream(std::move(framed));
+  } else {
+    sendUpstream(std::string(data));
+  }
+}
+
+void Exchange::requestEnd() {
+  if (finished_) return;
+  if (chunkedIn_) sendUpstream(std::string(runtime::kLastChunk));
+  requestDone_ = true;
+  maybeFinish();
+}
+
+void Exchange::tunnelFromClient(std::string_view data) {
+  if (upstream_) upstream_->write(data);
+}
+
+void Exchange::clientClosed() {
+  // The client went away: nothing more to do for it.
+  server_ = nullptr;
+  detach();
+}
+
+void Exchange::clientDrained() {
+  if (upstream_ && !finished_) upstream_->startReading();
+}
+
+void Exchange::onData(std::string_view data) {
+  if (tunnel_) {
+    if (server_) {
+      server_->client().write(data);
+      if (server_->client().pendingWriteBytes() > kHighWater) upstream_->stopReading();
+    }
+    return;
+  }
+  while (!data.empty() && parser_ && !finished_) {
+    auto r = parser_->feed(data);
+    if (r.status == runtime::Http1Parser::Status::Error) {
+      report(false);
+      if (!responseStarted_) {
+        fail({Failure::Kind::ConnectFailed, describeTarget() + " sent an invalid response: " + r.error, false});
+      } else {
+        finished_ = true;
+        if (server_) server_->exchangeAborted();
+      }
+      return;
+    }
+    data.remove_prefix(r.consumed);
+    if (r.status == runtime::Http1Parser::Status::Upgrade && tunnel_) {
+      // What follows the 101 belongs to the new protocol.
+      if (!data.empty() && server_) server_->client().write(data);
+      return;
+    }
+    if (r.status == runtime::Http1Parser::Status::NeedMore) return;
+  }
+}
+
+void Exchange::onClosed(const std::string& error) {
+  if (finished_) return;
+  if (tunnel_) {
+    finished_ = true;
+    if (server_) server_->exchangeAborted();
+    return;
+  }
+  if (parser_ && parser_->inMessage() && responseStarted_) {
+    // A body delimited by the close ends here; anything else was truncated.
+    auto r = parser_->finish();
+    if (r.status == runtime::Http1Parser::Status::MessageEnd) return;
+  }
+  if (!responseStarted_ && pooled_ && replay_ && !retried_ && !parser_->inMessage()) {
+    // The server closed a pooled connection as we reused it: send again on a
+    // fresh one, which the client never notices.
+    retried_ = true;
+    buffered_ = std::move(*replay_) + buffered_;
+    replay_.reset();
+    buffered_.erase(0, headBytes_.size());  // attach() sends the head again
+    upstream_.reset();
+    parser_.reset();
+    connect();
+    return;
+  }
+  report(false);
+  std::string why = error.empty() ? "the connection was closed" : error;
+  if (!responseStarted_) {
+    fail({Failure::Kind::ConnectFailed, describeTarget() + " closed the connection before responding: " + why, true});
+    return;
+  }
+  finished_ = true;
+  if (server_) server_->exchangeAborted();
+}
+
+void Exchange::onResponseHead(runtime::ResponseHead&& head, const BodyFraming& framing) {
+  if (!server_) return;
+  replay_.reset();  // a response began: never replay
+  timeout_.stop();
+  runtime::TcpStream& client = server_->client();
+  if (head.status >= 100 && head.status < 200 && head.status != 101) {
+    // Interim responses (100 Continue) go to HTTP/1.1 clients as they are.
+    if (server_->clientVersionMinor() >= 1) {
+      head.versionMinor = 1;
+      client.write(runtime::serializeResponseHead(head));
+    }
+    return;
+  }
+  responseStarted_ = true;
+  if (head.status == 101 && upgrade_) {
+    tunnel_ = true;
+    head.versionMinor = 1;
+    client.write(runtime::serializeResponseHead(head));
+    return;
+  }
+  stripHopByHop(head.headers, false);
+  bool client11 = server_->clientVersionMinor() >= 1;
+  bool bodyless = headRequest_ || head.status == 204 || head.status == 304;
+  if (!bodyless && (framing.kind == BodyFraming::Chunked || framing.kind == BodyFraming::UntilClose)) {
+    if (client11) {
+      chunkedOut_ = true;
+      head.headers.add("Transfer-Encoding", "chunked");
+    } else {
+      closeClientAfter_ = true;  // HTTP/1.0: the close ends the body
+    }
+  }
+  if (!server_->clientKeepAlive() || closeClientAfter_) head.headers.add("Connection", "close");
+  head.versionMinor = 1;
+  client.write(runtime::serializeResponseHead(head));
+}
+
+void Exchange::onBody(std::string_view data) {
+  if (!server_ || !responseStarted_) return;
+  runtime::TcpStream& client = server_->client();
+  if (chunkedOut_) {
+    std::string framed = runtime::chunkHeader(data.size());
+    framed += data;
+    framed += runtime::kChunkEnd;
+    client.write(std::move(framed));
+  } else {
+    client.write(data);
+  }
+  // The client is slower than the endpoint: stop reading until it catches up.
+  if (client.pendingWriteBytes() > kHighWater && upstream_) upstream_->stopReading();
+}
+
+void Exchange::onMessageEnd() {
+  if (!responseStarted_) return;  // an interim response ended
+  if (tunnel_) return;
+  if (chunkedOut_ && server_) server_->client().write(runtime::kLastChunk);
+  responseDone_ = true;
+  maybeFinish();
+}
+
+void Exchange::maybeFinish() {
+  if (!responseDone_ || finished_) return;
+  if (!requestDone_) {
+    // The endpoint answered before the request ended: neither connection
+    // can carry another message.
+    finished_ = true;
+    report(false);
+    upstream_.reset();
+    if (server_) server_->exchangeDone(false);
+    return;
+  }
+  finished_ = true;
+  report(false);
+  bool reusable = parser_ && parser_->keepAlive() && upstream_ && !upstream_->writeFailed();
+  if (reusable) {
+    upstream_->setOnDrained(nullptr);
+    worker_.pool().put(route_.endpoint->key, std::move(upstream_));
+  } else {
+    upstream_.reset();
+  }
+  if (server_) server_->exchangeDone(!closeClientAfter_);
+}
+
+void Exchange::report(bool connectFailed) {
+  if (!route_.balancer || !route_.endpoint) return;
+  std::uint64_t now = worker_.loop().nowMs();
+  route_.balancer->finished(*route_.endpoint, now, static_cast<double>(now - startMs_), connectFailed);
+  route_.balancer = nullptr;  // once
+}
+
+void Exchange::fail(Failure failure) {
+  if (finished_) return;
+  finished_ = true;
+  report(false);
+  upstream_.reset();
+  connecting_.reset();
+  if (!server_) return;
+  if (responseStarted_) {
+    server_->exchangeAborted();
+  } else {
+    server_->exchangeFailed(failure);
+  }
+}
+
+void Exchange::detach() {
+  finished_ = true;
+  server_ = nullptr;
+  timeout_.stop();
+  connecting_.reset();
+  if (upstream_) {
+    upstream_->setHandler(nullptr);
+    upstream_->setOnDrained(nullptr);
+    upstream_.reset();
+  }
+  report(false);
+}
+
+}  // namespace switchyard::router

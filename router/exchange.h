@@ -1,0 +1,81 @@
+#pragma once
+
+// Exchange: one request forwarded to one endpoint, and its response streamed
+// back. Owned by the ServerConnection; talks back to it for everything the
+// client sees. A connection taken from the pool may turn out to have been
+// closed by the server; the request is then sent once more on a fresh
+// connection, if nothing of the response arrived and what was sent is still
+// held (up to kHighWater bytes).
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "router/worker.h"
+#include "runtime/http1_parser.h"
+#include "runtime/tcp.h"
+#include "runtime/timer.h"
+
+namespace switchyard::router {
+
+class ServerConnection;
+
+class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1Parser::Handler {
+ public:
+  Exchange(Worker& worker, ServerConnection& server, Route route, runtime::RequestHead head,
+           const runtime::BodyFraming& framing, bool upgrade);
+  ~Exchange() override;
+
+  void start();
+  void requestBody(std::string_view data);
+  void requestEnd();
+  void clientDrained();
+  void tunnelFromClient(std::string_view data);  // after a 101
+  void clientClosed();
+  std::size_t upstreamBacklog() const;
+  // Ends every callback into the server connection; releases the upstream.
+  void detach();
+
+ private:
+  // TcpStream::Handler (the endpoint)
+  void onData(std::string_view data) override;
+  void onClosed(const std::string& error) override;
+  // Http1Parser::Handler (responses)
+  void onResponseHead(runtime::ResponseHead&& head, const runtime::BodyFraming& framing) override;
+  void onBody(std::string_view data) override;
+  void onMessageEnd() override;
+
+  void connect();
+  void attach(runtime::TcpStreamPtr stream, bool pooled);
+  void sendUpstream(std::string bytes);
+  void fail(Failure failure);
+  void maybeFinish();
+  void report(bool connectFailed);
+  std::string describeTarget() const;
+
+  Worker& worker_;
+  ServerConnection* server_;
+  Route route_;
+  std::string headBytes_;          // the serialized request head
+  bool chunkedIn_ = false;         // request body is chunked
+  bool upgrade_ = false;
+  bool headRequest_ = false;
+  std::unique_ptr<runtime::TcpConnect> connecting_;
+  runtime::TcpStreamPtr upstream_;
+  std::unique_ptr<runtime::Http1Parser> parser_;
+  std::string buffered_;           // request bytes waiting for a connection
+  std::optional<std::string> replay_;  // what a pooled connection was sent
+  bool pooled_ = false;
+  bool retried_ = false;
+  bool requestDone_ = false;
+  bool responseStarted_ = false;   // a byte went to the client
+  bool responseDone_ = false;
+  bool chunkedOut_ = false;        // response to the client is chunked
+  bool closeClientAfter_ = false;
+  bool tunnel_ = false;
+  bool finished_ = false;
+  std::uint64_t startMs_;
+  runtime::Timer timeout_;
+};
+
+}  // namespace switchyard::router

@@ -1,0 +1,25 @@
+#pragma once
+
+// NamerHost: a configured namer at run time. It watches its source (a
+// directory, an API) on the main loop and offers its current state as an
+// immutable dtab::Namer, replaced whole on every change; delegation on any
+// worker thread reads the snapshot it was handed, never a lock.
+
+#include <functional>
+#include <memory>
+
+#include "dtab/namer.h"
+#include "runtime/loop.h"
+
+namespace switchyard::router {
+
+class NamerHost {
+ public:
+  virtual ~NamerHost() = default;
+  // Starts watching; `onChange` runs on `loop` after current() changed.
+  virtual void start(runtime::Loop& loop, std::function<void()> onChange) = 0;
+  // The namer as of now. Immutable; safe to share between threads.
+  virtual std::shared_ptr<const dtab::Namer> current() const = 0;
+};
+
+}  // namespace switchyard::router

@@ -1,0 +1,51 @@
+#pragma once
+
+// RouterProcess: `switchyard router`. Builds the plans from a checked config,
+// starts the namers and the admin server on the main loop and the workers on
+// their threads, and runs until SIGTERM/SIGINT or POST /admin/shutdown, which
+// drain: stop accepting, let requests in flight finish (up to
+// admin.shutdownGraceMs), then exit 0.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "router/admin_server.h"
+#include "router/config.h"
+#include "router/namer_host.h"
+#include "router/router_plan.h"
+#include "router/worker.h"
+#include "runtime/config_node.h"
+#include "runtime/loop.h"
+
+namespace switchyard::router {
+
+class RouterProcess {
+ public:
+  RouterProcess(Config config, runtime::ConfigNode source, const PluginRegistry& registry, int workers);
+  ~RouterProcess();
+
+  // Binds every port (or fails, naming the one that could not be bound),
+  // then serves until shut down. Returns the exit status.
+  int run();
+
+ private:
+  void publishNaming();
+  void shutdown();
+  std::string portsJson() const;
+
+  Config config_;
+  runtime::ConfigNode source_;
+  int workerCount_;
+  runtime::Loop loop_;
+  std::vector<std::unique_ptr<RouterPlan>> plans_;
+  std::vector<std::pair<dtab::Path, std::unique_ptr<NamerHost>>> namers_;
+  std::shared_ptr<const NamingState> naming_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<AdminServer> admin_;
+  std::uint16_t adminPort_ = 0;
+  std::vector<std::vector<std::uint16_t>> ports_;
+  bool shuttingDown_ = false;
+};
+
+}  // namespace switchyard::router

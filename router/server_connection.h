@@ -1,0 +1,77 @@
+#pragma once
+
+// ServerConnection: one client connection to a router's server. It reads
+// requests one at a time (pipelined requests wait, unparsed, until the
+// response before them is done), routes each, and hands it to an Exchange
+// that talks to the endpoint. Bodies stream in both directions: when one
+// side is slower, reading from the other stops (at most kHighWater bytes
+// wait in memory per direction).
+
+#include <memory>
+#include <string>
+
+#include "router/failure.h"
+#include "router/router_plan.h"
+#include "runtime/http1_parser.h"
+#include "runtime/tcp.h"
+
+namespace switchyard::router {
+
+class Worker;
+class Exchange;
+
+inline constexpr std::size_t kHighWater = 256 * 1024;
+
+class ServerConnection final : public runtime::TcpStream::Handler, public runtime::Http1Parser::Handler {
+ public:
+  ServerConnection(Worker& worker, const RouterPlan& plan, bool clearContext, runtime::TcpStreamPtr stream);
+  ~ServerConnection() override;
+
+  // Called by the exchange.
+  runtime::TcpStream& client() { return *stream_; }
+  void exchangeFailed(const Failure& failure);  // before any response byte was sent
+  void exchangeDone(bool reusable);              // response complete
+  void exchangeAborted();                        // mid-response: the connection must close
+  void upstreamDrained();                        // the endpoint took what we sent
+  bool clientKeepAlive() const { return keepAlive_; }
+  int clientVersionMinor() const { return versionMinor_; }
+  const RouterPlan& plan() const { return plan_; }
+  // Closes at once if idle, else after the request in flight.
+  void drain();
+  bool idle() const;
+
+ private:
+  // TcpStream::Handler (the client)
+  void onData(std::string_view data) override;
+  void onClosed(const std::string& error) override;
+  // Http1Parser::Handler (requests)
+  void onRequestHead(runtime::RequestHead&& head, const runtime::BodyFraming& framing) override;
+  void onBody(std::string_view data) override;
+  void onMessageEnd() override;
+
+  void parse();
+  void sendFailure(const Failure& failure, bool close);
+  void finishExchange();
+  void close();
+  void updateReading();
+
+  Worker& worker_;
+  const RouterPlan& plan_;
+  bool clearContext_;
+  runtime::TcpStreamPtr stream_;
+  runtime::Http1Parser parser_;
+  std::unique_ptr<Exchange> exchange_;
+  std::string pending_;          // bytes read but not parsed yet
+  bool requestDone_ = false;     // the current request was fully read
+  bool waiting_ = false;         // a request is in flight: parse nothing more
+  bool keepAlive_ = true;
+  bool upgraded_ = false;
+  bool closing_ = false;
+  bool draining_ = false;
+  bool discardBody_ = false;     // the request failed; its body is dropped
+  int versionMinor_ = 1;
+  // Cleared when this connection dies, for work deferred to a later turn.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace switchyard::router

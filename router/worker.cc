@@ -1,0 +1,235 @@
+#include "router/worker.h"
+
+#include "router/server_connection.h"
+
+namespace switchyard::router {
+
+namespace {
+
+// Per-request dtab headers, Linkerd's way: l5d-ctx-dtab (from an upstream
+// router) then l5d-dtab (from the user), so the user's entries come last and
+// win. Both are removed and the result travels on as one l5d-ctx-dtab.
+Expected<dtab::Dtab, Failure> takeLocalDtab(runtime::RequestHead& head, std::size_t maxBytes) {
+  std::size_t total = 0;
+  dtab::Dtab local;
+  for (const char* name : {"l5d-ctx-dtab", "l5d-dtab"}) {
+    for (std::string_view value : head.headers.getAll(name)) {
+      total += value.size();
+      if (total > maxBytes) {
+        return Unexpected(Failure{Failure::Kind::DtabTooLarge,
+                                  "the per-request dtab (l5d-ctx-dtab + l5d-dtab) is larger than " +
+                                      std::to_string(maxBytes) + " bytes",
+                                  false});
+      }
+      auto d = dtab::Dtab::parse(value);
+      if (!d) {
+        return Unexpected(Failure{Failure::Kind::BadDtab,
+                                  std::string("invalid ") + name + " header: " + d.error().message(), false});
+      }
+      local = local + *d;
+    }
+  }
+  head.headers.remove("l5d-ctx-dtab");
+  head.headers.remove("l5d-dtab");
+  if (!local.empty()) head.headers.add("l5d-ctx-dtab", local.show());
+  return local;
+}
+
+void clearContextHeaders(runtime::HttpHeaders& headers) {
+  auto& e = headers.entries();
+  std::erase_if(e, [](const runtime::HttpHeaders::Entry& h) {
+    return h.first.size() >= 4 && runtime::HttpHeaders::nameEquals(h.first.substr(0, 4), "l5d-");
+  });
+}
+
+// Picks a branch of a union by weight (leaves pass through).
+const dtab::BoundName* chooseLeaf(const dtab::NameTree<dtab::BoundName>& tree, std::mt19937_64& rng) {
+  using K = dtab::NameTree<dtab::BoundName>::Kind;
+  const dtab::NameTree<dtab::BoundName>* t = &tree;
+  while (t->kind() == K::Union) {
+    double total = 0;
+    for (const auto& w : t->weighted()) total += w.weight;
+    if (total <= 0) {
+      t = &t->weighted().front().tree;
+      continue;
+    }
+    double x = std::uniform_real_distribution<double>(0, total)(rng);
+    const dtab::NameTree<dtab::BoundName>* pick = &t->weighted().back().tree;
+    for (const auto& w : t->weighted()) {
+      if (x < w.weight) {
+        pick = &w.tree;
+        break;
+      }
+      x -= w.weight;
+    }
+    t = pick;
+  }
+  return t->kind() == K::Leaf ? &t->value() : nullptr;
+}
+
+}  // namespace
+
+Worker::Worker(const std::vector<std::unique_ptr<RouterPlan>>& plans, std::shared_ptr<const NamingState> naming)
+    : plans_(plans),
+      naming_(std::move(naming)),
+      pool_(loop_, static_cast<std::uint64_t>(plans.front()->config.client.poolIdleTimeMs),
+            static_cast<std::size_t>(plans.front()->config.client.poolMaxSize)),
+      rng_(std::random_device{}()) {}
+
+Worker::~Worker() {
+  listeners_.clear();
+  for (auto* c : connections_) delete c;
+  connections_.clear();
+}
+
+Expected<std::vector<std::vector<std::uint16_t>>, std::string> Worker::listen(
+    const std::vector<std::vector<std::uint16_t>>& ports) {
+  std::vector<std::vector<std::uint16_t>> bound;
+  for (std::size_t r = 0; r < plans_.size(); ++r) {
+    const RouterPlan& plan = *plans_[r];
+    bound.emplace_back();
+    for (std::size_t s = 0; s < plan.config.servers.size(); ++s) {
+      const ServerConfig& server = plan.config.servers[s];
+      auto addr = runtime::SocketAddress::parse(server.ip, ports[r][s]);
+      if (!addr) return Unexpected("routers[" + std::to_string(r) + "].servers[" + std::to_string(s) + "].ip: " + addr.error());
+      bool clear = server.clearContext;
+      auto l = runtime::TcpListener::listen(loop_, *addr, /*reusePort=*/true,
+                                            [this, &plan, clear](runtime::TcpStreamPtr stream) {
+                                              if (draining_) return;  // dropping it closes it
+                                              connections_.insert(new ServerConnection(*this, plan, clear, std::move(stream)));
+                                            });
+      if (!l) return Unexpected(l.error());
+      bound.back().push_back((*l)->port());
+      listeners_.push_back(std::move(*l));
+    }
+  }
+  return bound;
+}
+
+void Worker::startThread() {
+  thread_ = std::thread([this] { loop_.run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::drain(std::uint64_t graceMs) {
+  loop_.post([this, graceMs] {
+    draining_ = true;
+    listeners_.clear();
+    for (auto* c : std::set<ServerConnection*>(connections_)) c->drain();
+    // After the grace period, whatever is left is cut.
+    auto* deadline = new runtime::Timer(loop_);
+    deadline->start(graceMs, [this, deadline] {
+      for (auto* c : connections_) delete c;
+      connections_.clear();
+      loop_.defer([deadline] { delete deadline; });
+      loop_.stop();
+    });
+    drainTimer_ = deadline;
+    maybeFinishDrain();
+  });
+}
+
+void Worker::maybeFinishDrain() {
+  if (!draining_ || !connections_.empty()) return;
+  if (drainTimer_ != nullptr) {
+    drainTimer_->stop();
+    auto* t = drainTimer_;
+    drainTimer_ = nullptr;
+    loop_.defer([t] { delete t; });
+  }
+  loop_.stop();
+}
+
+void Worker::connectionClosed(ServerConnection* c) {
+  if (connections_.erase(c) == 0) return;
+  loop_.deleteLater(std::unique_ptr<ServerConnection>(c));
+  maybeFinishDrain();
+}
+
+void Worker::setNaming(std::shared_ptr<const NamingState> naming) {
+  naming_ = std::move(naming);
+  bindings_.clear();
+}
+
+const Worker::Binding& Worker::bind(const RouterPlan& plan, const dtab::Dtab& local, const dtab::Path& name) {
+  std::string key = plan.config.label + '\n' + local.show() + '\n' + name.show();
+  auto it = bindings_.find(key);
+  if (it != bindings_.end() && it->second.generation == naming_->generation) return it->second;
+  // A hostile stream of distinct per-request dtabs must not grow the cache
+  // without bound.
+  if (bindings_.size() > 10'000) bindings_.clear();
+  dtab::Delegator delegator(plan.config.dtab + local, naming_->namers);
+  Binding b{naming_->generation, delegator.bind(name)};
+  return bindings_.insert_or_assign(std::move(key), std::move(b)).first->second;
+}
+
+Expected<Route, Failure> Worker::route(const RouterPlan& plan, bool clearContext, runtime::RequestHead& head) {
+  const RouterConfig& cfg = plan.config;
+  if (clearContext) clearContextHeaders(head.headers);
+  std::size_t hops = 0;
+  for (std::string_view v : head.headers.getAll("Via")) {
+    hops += 1 + static_cast<std::size_t>(std::count(v.begin(), v.end(), ','));
+  }
+  if (hops > static_cast<std::size_t>(cfg.maxCallDepth)) {
+    return Unexpected(Failure{Failure::Kind::TooDeep,
+                              "the request passed " + std::to_string(hops) + " proxies (Via), over maxCallDepth " +
+                                  std::to_string(cfg.maxCallDepth) + ": a routing loop?",
+                              false});
+  }
+  auto local = takeLocalDtab(head, static_cast<std::size_t>(cfg.maxDtabHeaderBytes));
+  if (!local) return Unexpected(local.error());
+
+  auto id = plan.identifier->identify(head);
+  if (!id) return Unexpected(Failure{Failure::Kind::BadRequest, "cannot identify the request: " + id.error(), false});
+  if (id->target) head.target = *id->target;
+  const dtab::Path& name = id->name;
+
+  const Binding& b = bind(plan, *local, name);
+  auto where = [&] {
+    std::string s = "dtab: " + cfg.dtab.show();
+    if (!local->empty()) s += "; l5d-dtab: " + local->show();
+    return s;
+  };
+  if (!b.tree) {
+    return Unexpected(Failure{Failure::Kind::NamingFailed,
+                              "delegating " + name.show() + " failed: " + b.tree.error().message + " (" + where() + ")",
+                              false});
+  }
+  const auto& tree = *b.tree;
+  if (tree.isNeg() || tree.isFail() || tree.isEmpty()) {
+    const char* what = tree.isNeg() ? "~ (no dtab entry or namer claims it)"
+                       : tree.isFail() ? "! (the dtab says fail)"
+                                       : "$ (empty)";
+    return Unexpected(Failure{Failure::Kind::NoHosts,
+                              "no hosts are available for " + name.show() + ": it binds to " + what + " (" + where() + ")",
+                              false});
+  }
+  const dtab::BoundName* leaf = chooseLeaf(tree, rng_);
+  if (leaf == nullptr) {
+    return Unexpected(Failure{Failure::Kind::NoHosts, "no hosts are available for " + name.show(), false});
+  }
+  const dtab::Addr& addr = leaf->addr;
+  if (addr.kind != dtab::Addr::Kind::Bound || addr.endpoints.empty()) {
+    std::string why = addr.kind == dtab::Addr::Kind::Failed ? addr.error : "it has no endpoints";
+    return Unexpected(Failure{Failure::Kind::NoHosts,
+                              "no hosts are available for " + name.show() + ": it binds to " + leaf->id.show() +
+                                  ", but " + why,
+                              false});
+  }
+  std::string bkey = cfg.label + '\n' + leaf->id.show();
+  auto bit = balancers_.find(bkey);
+  if (bit == balancers_.end()) bit = balancers_.emplace(bkey, BalancerEntry{Balancer(plan.balancer)}).first;
+  BalancerEntry& entry = bit->second;
+  // Endpoint sets change only with the naming generation: update then.
+  if (entry.generation != naming_->generation) {
+    entry.balancer.update(addr.endpoints);
+    entry.generation = naming_->generation;
+  }
+  auto endpoint = entry.balancer.pick(loop_.nowMs(), rng_);
+  return Route{name, *leaf, std::move(endpoint), &entry.balancer};
+}
+
+}  // namespace switchyard::router

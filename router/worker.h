@@ -1,0 +1,90 @@
+#pragma once
+
+// Worker: one thread, one loop, and everything a request touches: its own
+// listeners (SO_REUSEPORT), client connections, connection pool, binding
+// cache and balancers. Workers share only immutable plans and naming
+// snapshots (posted to each loop), so the request path takes no lock.
+
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dtab/delegator.h"
+#include "router/balancer.h"
+#include "router/client_pool.h"
+#include "router/failure.h"
+#include "router/router_plan.h"
+#include "runtime/loop.h"
+#include "runtime/tcp.h"
+#include "runtime/timer.h"
+
+namespace switchyard::router {
+
+class ServerConnection;
+
+// Where one request goes.
+struct Route {
+  dtab::Path logicalName;
+  dtab::BoundName bound;
+  std::shared_ptr<EndpointState> endpoint;
+  Balancer* balancer = nullptr;  // owned by the worker; outlives the request
+};
+
+class Worker {
+ public:
+  Worker(const std::vector<std::unique_ptr<RouterPlan>>& plans, std::shared_ptr<const NamingState> naming);
+  ~Worker();
+
+  // Binds this worker's listeners (port 0: the first worker's bound port is
+  // reused by the others). Returns the bound ports per router and server.
+  Expected<std::vector<std::vector<std::uint16_t>>, std::string> listen(
+      const std::vector<std::vector<std::uint16_t>>& ports);
+  void startThread();
+  // Stops accepting; in-flight requests finish; the thread ends when they
+  // have (or at `deadlineMs`).
+  void drain(std::uint64_t graceMs);
+  void join();
+
+  runtime::Loop& loop() { return loop_; }
+  void setNaming(std::shared_ptr<const NamingState> naming);  // loop thread
+
+  // Identification, per-request dtab, binding and balancing, in that order.
+  // May rewrite `head` (context headers, the target). Loop thread.
+  Expected<Route, Failure> route(const RouterPlan& plan, bool clearContext, runtime::RequestHead& head);
+
+  ClientPool& pool() { return pool_; }
+  std::mt19937_64& rng() { return rng_; }
+  void connectionClosed(ServerConnection* c);
+  bool draining() const { return draining_; }
+
+ private:
+  struct Binding {
+    std::uint64_t generation;
+    Expected<dtab::NameTree<dtab::BoundName>, dtab::DelegateError> tree;
+  };
+  const Binding& bind(const RouterPlan& plan, const dtab::Dtab& local, const dtab::Path& name);
+  void maybeFinishDrain();
+
+  const std::vector<std::unique_ptr<RouterPlan>>& plans_;
+  runtime::Loop loop_;
+  std::shared_ptr<const NamingState> naming_;
+  std::vector<std::unique_ptr<runtime::TcpListener>> listeners_;
+  std::set<ServerConnection*> connections_;
+  std::map<std::string, Binding> bindings_;   // (router, local dtab, name) -> bound tree
+  struct BalancerEntry {
+    Balancer balancer;
+    std::uint64_t generation = ~std::uint64_t{0};
+  };
+  std::map<std::string, BalancerEntry> balancers_;  // (router, bound id) -> balancer
+  ClientPool pool_;
+  std::mt19937_64 rng_;
+  std::thread thread_;
+  bool draining_ = false;
+  runtime::Timer* drainTimer_ = nullptr;
+};
+
+}  // namespace switchyard::router

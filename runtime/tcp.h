@@ -1,0 +1,149 @@
+#pragma once
+
+// TCP on the loop: listeners, accepted and connected streams. A TcpStream is
+// owned through TcpStreamPtr; dropping it closes the socket, and no callback
+// of the stream runs after that (the libuv handle lives on until its close
+// callback, as libuv requires, but talks to nobody).
+//
+// Backpressure is explicit: readers stop reading (stopReading) when the
+// other side is slow, writers look at pendingWriteBytes() and wait for
+// onDrained before writing more.
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "dtab/expected.h"
+#include "runtime/loop.h"
+
+struct uv_tcp_s;
+struct uv_timer_s;
+
+namespace switchyard::runtime {
+
+// A numeric IPv4 or IPv6 address and port.
+class SocketAddress {
+ public:
+  static Expected<SocketAddress, std::string> parse(const std::string& ip, std::uint16_t port);
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage_); }
+  std::uint16_t port() const;
+  std::string show() const;  // 127.0.0.1:80, [::1]:80
+
+ private:
+  sockaddr_storage storage_{};
+};
+
+class TcpStream {
+ public:
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    // Bytes arrived. The view is valid only during the call.
+    virtual void onData(std::string_view data) = 0;
+    // The peer closed its side (or the connection broke: `error` says how).
+    virtual void onClosed(const std::string& error) = 0;
+  };
+  struct Closer {
+    void operator()(TcpStream* s) const { s->close(); }
+  };
+
+  void setHandler(Handler* handler) { handler_ = handler; }
+  void startReading();
+  void stopReading();
+  bool isReading() const { return reading_; }
+
+  // Queues bytes for sending; the stream copies nothing it can send at once.
+  void write(std::string data);
+  void write(std::string_view data) { write(std::string(data)); }
+  std::size_t pendingWriteBytes() const { return pendingBytes_; }
+  // Runs whenever the write queue becomes empty.
+  void setOnDrained(std::function<void()> fn) { onDrained_ = std::move(fn); }
+  // Sends FIN once everything queued is written.
+  void shutdownWrite();
+  // Closes once everything queued is written (or at once if nothing is).
+  void closeAfterWrites();
+
+  std::string peer() const;
+  bool writeFailed() const { return writeFailed_; }
+
+ private:
+  friend class TcpListener;
+  friend class TcpConnect;
+  struct WriteReq;
+
+  explicit TcpStream(Loop& loop);
+  ~TcpStream() = default;
+  void close();  // via TcpStreamPtr only
+  void fail(const std::string& error);
+  void maybeDrained();
+  void closeHandle();
+
+  static void onAlloc(void* handle, std::size_t suggested, void* buf);
+  static void onRead(void* stream, long nread, const void* buf);
+  static void onWrite(void* req, int status);
+
+  Loop& loop_;
+  uv_tcp_s* tcp_;
+  Handler* handler_ = nullptr;
+  std::function<void()> onDrained_;
+  std::size_t pendingBytes_ = 0;
+  bool reading_ = false;
+  bool closed_ = false;
+  bool closeWhenDrained_ = false;
+  bool shutdownWhenDrained_ = false;
+  bool writeFailed_ = false;
+  bool ownerGone_ = false;
+};
+
+using TcpStreamPtr = std::unique_ptr<TcpStream, TcpStream::Closer>;
+
+class TcpListener {
+ public:
+  using OnAccept = std::function<void(TcpStreamPtr)>;
+  // Binds and listens; with `reusePort`, several loops may listen on the same
+  // address (SO_REUSEPORT) and the kernel spreads connections among them.
+  static Expected<std::unique_ptr<TcpListener>, std::string> listen(Loop& loop,
+                                                                     const SocketAddress& addr,
+                                                                     bool reusePort, OnAccept onAccept);
+  ~TcpListener();
+  std::uint16_t port() const { return port_; }
+  // Stops accepting; the listening socket is closed.
+  void stop();
+
+ private:
+  explicit TcpListener(Loop& loop) : loop_(loop) {}
+  static void onConnection(void* server, int status);
+
+  Loop& loop_;
+  uv_tcp_s* tcp_ = nullptr;
+  OnAccept onAccept_;
+  std::uint16_t port_ = 0;
+};
+
+// One connection attempt with a timeout. Destroying it cancels the attempt:
+// the callback then never runs.
+class TcpConnect {
+ public:
+  using Done = std::function<void(Expected<TcpStreamPtr, std::string>)>;
+  static std::unique_ptr<TcpConnect> start(Loop& loop, const SocketAddress& addr, std::uint64_t timeoutMs,
+                                           Done done);
+  ~TcpConnect();
+
+ private:
+  explicit TcpConnect(Loop& loop) : loop_(loop) {}
+  void finish(Expected<TcpStreamPtr, std::string> result);
+
+  Loop& loop_;
+  TcpStream* stream_ = nullptr;  // owned until handed over
+  uv_timer_s* timer_ = nullptr;
+  void* req_ = nullptr;
+  Done done_;
+  std::string target_;
+};
+
+}  // namespace switchyard::runtime
