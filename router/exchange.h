@@ -33,6 +33,7 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   void tunnelFromClient(std::string_view data);  // after a 101
   void clientClosed();
   std::size_t upstreamBacklog() const;
+  bool responseStarted() const { return responseStarted_; }
   // Ends every callback into the server connection; releases the upstream.
   void detach();
 

@@ -3,6 +3,7 @@
 namespace switchyard::router {
 
 int Failure::status() const {
+  if (statusOverride != 0) return statusOverride;
   switch (kind) {
     case Kind::BadRequest:
     case Kind::BadDtab:

@@ -24,6 +24,7 @@ struct Failure {
   Kind kind;
   std::string message;  // for a person: what failed, on which name, what to try
   bool retryable = false;
+  int statusOverride = 0;  // the codec's 414 or 431 for a malformed request
 
   int status() const;
 };

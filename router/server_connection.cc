@@ -63,16 +63,17 @@ void ServerConnection::parse() {
     if (r.status == S::Error) {
       plan_.stats->requestErrors.fetch_add(1, std::memory_order_relaxed);
       pending_.clear();
+      if (exchange_ && exchange_->responseStarted()) {
+        // Broken mid-body after the response began: nothing more can be said.
+        close();
+        return;
+      }
       if (exchange_) {
-        // Broken mid-body: the endpoint got part of a request; give up on both.
+        // The endpoint got part of a request: that connection goes too.
         exchange_->detach();
         worker_.loop().deleteLater(std::move(exchange_));
       }
-      if (!exchange_ && !waiting_) {
-        sendFailure({Failure::Kind::BadRequest, r.error, false}, /*close=*/true);
-      } else {
-        close();
-      }
+      sendFailure({Failure::Kind::BadRequest, r.error, false, r.httpStatus}, /*close=*/true);
       return;
     }
     pending_.erase(0, r.consumed);
@@ -104,7 +105,6 @@ void ServerConnection::upstreamDrained() { updateReading(); }
 
 void ServerConnection::onRequestHead(runtime::RequestHead&& head, const runtime::BodyFraming& framing) {
   plan_.stats->requests.fetch_add(1, std::memory_order_relaxed);
-  waiting_ = true;
   requestDone_ = false;
   discardBody_ = false;
   versionMinor_ = head.versionMinor;
@@ -134,6 +134,8 @@ void ServerConnection::onBody(std::string_view data) {
 }
 
 void ServerConnection::onMessageEnd() {
+  // Nothing more is parsed until this request's response is done.
+  waiting_ = true;
   requestDone_ = true;
   if (exchange_ && !discardBody_) exchange_->requestEnd();
   if (!exchange_ && discardBody_) finishExchange();
@@ -146,8 +148,10 @@ void ServerConnection::sendFailure(const Failure& failure, bool closeAfter) {
   stream_->write(runtime::serializeResponseHead(resp.head) + resp.body);
   if (closeAfter || !keepAlive_) {
     closing_ = true;
-    stream_->stopReading();
-    stream_->closeAfterWrites();
+    // The client may still be sending (a body we refused, an oversized
+    // header): read and drop it for a moment so that closing does not reset
+    // the connection before the client has read this response.
+    stream_->lingerClose(worker_.loop(), 2000);
     worker_.connectionClosed(this);
     return;
   }

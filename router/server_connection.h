@@ -63,7 +63,7 @@ class ServerConnection final : public runtime::TcpStream::Handler, public runtim
   std::unique_ptr<Exchange> exchange_;
   std::string pending_;          // bytes read but not parsed yet
   bool requestDone_ = false;     // the current request was fully read
-  bool waiting_ = false;         // a request is in flight: parse nothing more
+  bool waiting_ = false;         // a request was read whole: parse nothing more until it is answered
   bool keepAlive_ = true;
   bool upgraded_ = false;
   bool closing_ = false;

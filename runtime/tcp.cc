@@ -71,6 +71,10 @@ void TcpStream::onAlloc(void*, std::size_t, void* buf) {
 
 void TcpStream::onRead(void* stream, long nread, const void* buf) {
   auto* s = static_cast<TcpStream*>(static_cast<uv_tcp_t*>(stream)->data);
+  if (s->lingering_) {
+    if (nread < 0) s->closeHandle();  // EOF or error: done lingering
+    return;
+  }
   if (nread > 0) {
     if (s->handler_) {
       s->handler_->onData(std::string_view(static_cast<const uv_buf_t*>(buf)->base,
@@ -146,6 +150,12 @@ void TcpStream::onWrite(void* req, int status) {
 void TcpStream::closeHandle() {
   if (closed_) return;
   closed_ = true;
+  if (lingerTimer_ != nullptr) {
+    lingerTimer_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(lingerTimer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    lingerTimer_ = nullptr;
+  }
   reading_ = false;
   handler_ = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) {
@@ -186,6 +196,21 @@ void TcpStream::closeAfterWrites() {
   maybeDrained();
 }
 
+void TcpStream::lingerClose(Loop& loop, std::uint64_t timeoutMs) {
+  if (closed_ || lingering_) return;
+  lingering_ = true;
+  handler_ = nullptr;
+  onDrained_ = nullptr;
+  shutdownWrite();
+  startReading();  // no-op if already reading: the callbacks are the same
+  lingerTimer_ = new uv_timer_t;
+  uv_timer_init(loop.uv(), lingerTimer_);
+  lingerTimer_->data = this;
+  uv_timer_start(lingerTimer_, [](uv_timer_t* t) {
+    if (auto* s = static_cast<TcpStream*>(t->data)) s->closeHandle();
+  }, timeoutMs, 0);
+}
+
 void TcpStream::close() {
   ownerGone_ = true;
   handler_ = nullptr;
@@ -194,6 +219,7 @@ void TcpStream::close() {
     delete this;
     return;
   }
+  if (lingering_ && !closed_) return;  // the linger ends it, then frees us
   // A closeAfterWrites() in progress finishes first (the last response
   // must reach the client); the write callbacks close and free us.
   if (closeWhenDrained_ && pendingBytes_ > 0 && !closed_) return;

@@ -67,6 +67,10 @@ class TcpStream {
   void shutdownWrite();
   // Closes once everything queued is written (or at once if nothing is).
   void closeAfterWrites();
+  // Sends FIN after what is queued, then reads and drops whatever the peer
+  // still sends, and closes on its EOF or after `timeoutMs`: a response that
+  // refuses a request is not lost to a reset. No callbacks after this.
+  void lingerClose(Loop& loop, std::uint64_t timeoutMs);
 
   std::string peer() const;
   bool writeFailed() const { return writeFailed_; }
@@ -98,6 +102,8 @@ class TcpStream {
   bool shutdownWhenDrained_ = false;
   bool writeFailed_ = false;
   bool ownerGone_ = false;
+  bool lingering_ = false;
+  uv_timer_s* lingerTimer_ = nullptr;
 };
 
 using TcpStreamPtr = std::unique_ptr<TcpStream, TcpStream::Closer>;

@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Integration tests of `switchyard router`: the real binary, real backends
+(test/support/backend.py) and real clients (curl, raw sockets) on loopback,
+every port ephemeral.
+
+Usage: router_test.py SWITCHYARD_BINARY
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import harness  # noqa: E402
+from harness import Backend, Router, http, header, curl, RawConnection, wait_until  # noqa: E402
+
+BINARY = None
+
+
+def write_disco(directory, name, *backends):
+    """An io.l5d.fs service file (written atomically, as an operator's tool would)."""
+    tmp = os.path.join(directory, "." + name + ".tmp")
+    with open(tmp, "w") as f:
+        for b in backends:
+            f.write("127.0.0.1 %d\n" % b.port)
+    os.rename(tmp, os.path.join(directory, name))
+
+
+def config(disco, dtab="/svc => /#/io.l5d.fs", identifier=None, extra="", server_extra=""):
+    ident = ("  identifier: %s\n" % identifier) if identifier else ""
+    return """admin: {port: 0}
+namers:
+- kind: io.l5d.fs
+  rootDir: %s
+routers:
+- protocol: http
+  label: out
+  dtab: |
+    %s
+%s  servers:
+  - port: 0
+%s%s""" % (disco, dtab.replace("\n", "\n    "), ident, server_extra, extra)
+
+
+def body_json(body):
+    return json.loads(body.decode())
+
+
+class Env:
+    """A disco directory with backends a, b and a router over them."""
+
+    def __init__(self, **cfg):
+        self.disco = tempfile.mkdtemp(prefix="switchyard-disco-")
+        self.a = Backend("a")
+        self.b = Backend("b")
+        write_disco(self.disco, "hello", self.a)
+        write_disco(self.disco, "world", self.b)
+        self.router = Router(BINARY, config(self.disco, **cfg), args=["--workers", "2"])
+        self.proxy = ("127.0.0.1", self.router.port("out"))
+
+    def get(self, host, path="/", headers=None, **kw):
+        return http("GET", "http://%s%s" % (host, path), headers=headers, proxy=self.proxy, **kw)
+
+    def close(self):
+        self.router.stop()
+        self.a.stop()
+        self.b.stop()
+
+
+def test_routes_by_host_with_linkerd_headers(c):
+    env = Env()
+    try:
+        status, hdrs, body = env.get("hello", "/x?y=1")
+        c.eq(status, 200, "GET hello")
+        j = body_json(body)
+        c.eq(j["backend"], "a", "hello goes to backend a")
+        c.eq(j["target"], "/x?y=1", "the target is sent in origin-form")
+        sent = {k.lower(): v for k, v in j["headers"]}
+        c.eq(sent.get("l5d-dst-service"), "/svc/hello", "l5d-dst-service")
+        c.eq(sent.get("l5d-dst-client"), "/#/io.l5d.fs/hello", "l5d-dst-client")
+        c.check(len(sent.get("l5d-reqid", "")) == 16, "l5d-reqid is set: %r" % sent.get("l5d-reqid"))
+        c.check("switchyard" in sent.get("via", ""), "Via names the router: %r" % sent.get("via"))
+        status, _, body = env.get("world")
+        c.eq(body_json(body)["backend"], "b", "world goes to backend b")
+        # Origin-form (not proxy mode) routes by Host just the same.
+        status, _, body = http("GET", "http://127.0.0.1:%d/" % env.proxy[1], headers={"Host": "world"})
+        c.eq(body_json(body)["backend"], "b", "origin-form request routed by Host")
+    finally:
+        env.close()
+
+
+def test_unknown_name_and_missing_host_fail_clearly(c):
+    env = Env()
+    try:
+        status, hdrs, body = env.get("nope")
+        c.eq(status, 502, "unknown name")
+        err = header(hdrs, "l5d-err") or ""
+        c.check("/svc/nope" in err and "~" in err, "l5d-err names the name and the result: %r" % err)
+        r = RawConnection(env.proxy[1])
+        r.send(b"GET / HTTP/1.1\r\n\r\n")
+        status, hdrs, _ = r.response()
+        c.eq(status, 400, "no Host header")
+        c.check("Host" in (header(hdrs, "l5d-err") or ""), "l5d-err says Host is missing")
+    finally:
+        env.close()
+
+
+def test_routes_by_path_and_header(c):
+    env = Env(identifier="[{kind: io.l5d.path, segments: 1, consume: true}, {kind: io.l5d.header, header: my-name}]")
+    try:
+        status, _, body = env.get("ignored", "/world/rest?q=2")
+        c.eq(status, 200, "path identifier")
+        j = body_json(body)
+        c.eq(j["backend"], "b", "/world/... goes to world")
+        c.eq(j["target"], "/rest?q=2", "consume strips the segment")
+        status, _, body = http("GET", "http://127.0.0.1:%d/" % env.proxy[1], headers={"my-name": "/hello"})
+        c.eq(status, 200, "header identifier after the path one fails")
+        c.eq(body_json(body)["backend"], "a", "my-name: /hello goes to hello")
+    finally:
+        env.close()
+
+
+def test_dtab_precedence_fallback_and_request_override(c):
+    env = Env(dtab="/svc => /#/io.l5d.fs;\n/svc/hello => /#/io.l5d.fs/missing | /#/io.l5d.fs/world;")
+    try:
+        _, _, body = env.get("hello")
+        c.eq(body_json(body)["backend"], "b", "later entry wins, its Alt falls back past a missing name")
+        # A per-request override reaches a different backend, for this request only.
+        status, _, body = env.get("world", headers={"l5d-dtab": "/svc/world => /#/io.l5d.fs/hello"})
+        c.eq(status, 200, "l5d-dtab override")
+        j = body_json(body)
+        c.eq(j["backend"], "a", "l5d-dtab sends world to hello")
+        sent = {k.lower(): v for k, v in j["headers"]}
+        c.check("l5d-dtab" not in sent, "l5d-dtab is not forwarded as is")
+        c.eq(sent.get("l5d-ctx-dtab"), "/svc/world=>/#/io.l5d.fs/hello", "the override travels as l5d-ctx-dtab")
+        _, _, body = env.get("world")
+        c.eq(body_json(body)["backend"], "b", "the next request is unaffected")
+        status, hdrs, _ = env.get("world", headers={"l5d-dtab": "/svc/world => "})
+        c.eq(status, 400, "malformed l5d-dtab")
+        c.check("l5d-dtab" in (header(hdrs, "l5d-err") or ""), "l5d-err names the header: %r" % header(hdrs, "l5d-err"))
+        status, _, _ = env.get("world", headers={"l5d-dtab": "/a=>/b;" * 2000})
+        c.eq(status, 431, "a per-request dtab over 8 KB")
+    finally:
+        env.close()
+
+
+def test_clear_context_strips_l5d_headers(c):
+    env = Env(server_extra="    clearContext: true\n")
+    try:
+        status, _, body = env.get("world", headers={"l5d-dtab": "/svc/world => /#/io.l5d.fs/hello",
+                                                    "l5d-ctx-foo": "x"})
+        c.eq(status, 200, "request with l5d headers")
+        j = body_json(body)
+        c.eq(j["backend"], "b", "the untrusted l5d-dtab is ignored")
+        names = [k.lower() for k, _ in j["headers"]]
+        c.check("l5d-ctx-foo" not in names, "l5d-ctx-* stripped: %r" % names)
+    finally:
+        env.close()
+
+
+def test_streams_large_bodies_both_ways(c):
+    env = Env()
+    try:
+        size = 20 * 1024 * 1024
+        p = curl(["-x", "%s:%d" % env.proxy, "http://hello/bytes/%d" % size, "-o", "/dev/null",
+                  "-w", "%{http_code} %{size_download}"])
+        c.eq(p.stdout, "200 %d" % size, "20 MB download through the router")
+        data = os.urandom(size)
+        import hashlib
+        want = hashlib.sha256(data).hexdigest()
+        status, _, body = http("POST", "http://hello/echo", body=data, proxy=env.proxy, timeout=30)
+        c.eq(status, 200, "20 MB echo")
+        c.eq(hashlib.sha256(body).hexdigest(), want, "echoed body matches")
+        chunks = [data[i:i + 100000] for i in range(0, 2 * 1024 * 1024, 100000)]
+        status, _, body = http("POST", "http://hello/", body=iter(chunks), proxy=env.proxy)
+        c.eq(body_json(body)["body_bytes"], sum(len(x) for x in chunks), "chunked upload arrives whole")
+    finally:
+        env.close()
+
+
+def test_keepalive_pipelining_and_100_continue(c):
+    env = Env()
+    try:
+        p = curl(["-x", "%s:%d" % env.proxy, "http://hello/a", "http://world/b", "-o", "/dev/null",
+                  "-o", "/dev/null", "-w", "%{num_connects} "])
+        c.eq(p.stdout.split(), ["1", "0"], "two requests, one connection")
+        r = RawConnection(env.proxy[1])
+        r.send(b"GET /1 HTTP/1.1\r\nHost: hello\r\n\r\nGET /2 HTTP/1.1\r\nHost: world\r\n\r\n")
+        s1, _, b1 = r.response()
+        s2, _, b2 = r.response()
+        c.eq((s1, body_json(b1)["backend"], body_json(b1)["target"]), (200, "a", "/1"), "first pipelined response")
+        c.eq((s2, body_json(b2)["backend"], body_json(b2)["target"]), (200, "b", "/2"), "second pipelined response")
+        r = RawConnection(env.proxy[1])
+        r.send(b"POST / HTTP/1.1\r\nHost: hello\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        s, _, _ = r.response()
+        c.eq(s, 100, "100 Continue relayed before the body is sent")
+        r.send(b"hello")
+        s, _, b = r.response()
+        c.eq((s, body_json(b)["body_bytes"]), (200, 5), "then the final response")
+    finally:
+        env.close()
+
+
+def test_websocket_upgrade_passthrough(c):
+    env = Env()
+    try:
+        r = RawConnection(env.proxy[1])
+        r.send(b"GET /ws HTTP/1.1\r\nHost: hello\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        s, hdrs, _ = r.head()
+        c.eq(s, 101, "upgrade answered")
+        c.eq(header(hdrs, "sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "accept key passes through")
+        r.send(b"raw bytes after the upgrade")
+        c.eq(r.read_exact(27), b"raw bytes after the upgrade", "bytes tunnel both ways")
+    finally:
+        env.close()
+
+
+def test_dead_backend_then_recovery(c):
+    env = Env()
+    try:
+        env.a.kill()
+        status, hdrs, _ = env.get("hello")
+        c.eq(status, 502, "dead backend")
+        err = header(hdrs, "l5d-err") or ""
+        c.check("127.0.0.1:%d" % env.a.port in err and "/svc/hello" in err, "l5d-err names the endpoint and name: %r" % err)
+        status, _, body = env.get("world")
+        c.eq(status, 200, "other services keep working")
+        fresh = Backend("a2")
+        write_disco(env.disco, "hello", fresh)
+        ok = wait_until(lambda: env.get("hello")[0] == 200, 5)
+        c.check(ok, "hello recovers once its file names a live backend")
+        fresh.stop()
+    finally:
+        env.close()
+
+
+def test_endpoint_file_edit_under_traffic(c):
+    env = Env()
+    results = []
+    stop = threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            try:
+                s, _, b = env.get("hello")
+                results.append((time.monotonic(), s, body_json(b)["backend"] if s == 200 else None))
+            except Exception as e:  # noqa: BLE001
+                results.append((time.monotonic(), None, repr(e)))
+
+    t = threading.Thread(target=traffic)
+    t.start()
+    try:
+        time.sleep(0.3)
+        changed = time.monotonic()
+        write_disco(env.disco, "hello", env.b)
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        t.join()
+        env.close()
+    failed = [r for r in results if r[1] != 200]
+    c.eq(failed, [], "no failed request while the file changes")
+    late = [r for r in results if r[0] > changed + 1.0]
+    c.check(late and all(r[2] == "b" for r in late), "1 s after the edit every request goes to the new endpoint")
+
+
+def test_malformed_requests_get_4xx_and_others_are_unaffected(c):
+    env = Env()
+    try:
+        slow = socket.create_connection(env.proxy)
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: hel")  # slowloris: never finishes
+        cases = [
+            (b"GARBAGE\r\n\r\n", 400, "bad request line"),
+            (b"GET / HTTP/1.1\r\nHost: hello\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431, "header too large"),
+            (b"GET / HTTP/1.1\r\nHost: hello\r\n" + b"".join(b"h%d: v\r\n" % i for i in range(10000)) + b"\r\n",
+             431, "10k headers"),
+            (b"POST / HTTP/1.1\r\nHost: hello\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "invalid chunk size"),
+            (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: hello\r\n\r\n", 414, "request line too long"),
+            (b"POST / HTTP/1.1\r\nHost: hello\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+             "Content-Length with Transfer-Encoding"),
+        ]
+        for data, want, what in cases:
+            r = RawConnection(env.proxy[1])
+            try:
+                r.send(data)
+            except OSError:
+                pass  # the router may close before reading it all
+            s, hdrs, _ = r.response()
+            c.eq(s, want, what)
+            c.check(r.closed(), "%s: connection closed after the error" % what)
+        status, _, _ = env.get("hello")
+        c.eq(status, 200, "a normal request meanwhile")
+        slow.close()
+        m = json.loads(http("GET", env.router.admin_url("/admin/metrics.json"))[2])
+        c.check(m.get("rt/out/server/request_errors", 0) >= len(cases), "request errors are counted: %r" % m)
+    finally:
+        env.close()
+
+
+def test_admin_endpoints(c):
+    env = Env()
+    try:
+        env.get("hello")
+        s, _, b = http("GET", env.router.admin_url("/admin/ping"))
+        c.eq((s, b), (200, b"pong"), "ping")
+        m = json.loads(http("GET", env.router.admin_url("/admin/metrics.json"))[2])
+        c.check(m.get("rt/out/server/requests", 0) >= 1 and "rt/out/server/success" in m, "metrics: %r" % m)
+        s, _, b = http("POST", env.router.admin_url("/delegator.json"),
+                       body=json.dumps({"namespace": "out", "path": "/svc/hello", "dtab": ""}).encode(),
+                       headers={"Content-Type": "application/json"})
+        c.eq(s, 200, "delegator.json")
+        tree = json.loads(b)
+        c.eq(tree.get("type"), "delegate", "delegate tree root")
+        c.eq(tree.get("delegate", {}).get("bound", {}).get("id"), "/#/io.l5d.fs/hello", "bound leaf")
+        s, _, b = http("GET", env.router.admin_url("/delegator.json?namespace=out&path=/svc/x&dtab=/a%3D%3E"))
+        c.eq(s, 400, "a bad dtab in delegator.json")
+        c.check(b.startswith(b"Invalid dtab"), "message: %r" % b)
+        s, _, b = http("GET", env.router.admin_url("/config.json"))
+        c.eq(json.loads(b)["routers"][0]["label"], "out", "config.json")
+        s, _, _ = http("POST", env.router.admin_url("/admin/shutdown"))
+        c.eq(s, 200, "shutdown accepted")
+        c.eq(env.router.wait_exit(15), 0, "exit 0 after POST /admin/shutdown")
+    finally:
+        env.close()
+
+
+def test_sigterm_drains_in_flight_requests(c):
+    env = Env()
+    try:
+        out = {}
+
+        def slow():
+            out["r"] = env.get("hello", "/slow?ms=800", timeout=10)
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.3)
+        env.router.proc.send_signal(signal.SIGTERM)
+        t.join()
+        c.eq(out["r"][0], 200, "the request in flight completes")
+        c.eq(env.router.wait_exit(15), 0, "exit 0 after the drain")
+    finally:
+        env.close()
+
+
+def test_config_check(c):
+    with tempfile.TemporaryDirectory() as d:
+        good = os.path.join(d, "good.yaml")
+        with open(good, "w") as f:
+            f.write(config(d))
+        p = harness.subprocess.run([BINARY, "router", "--check", "-c", good], capture_output=True, text=True)
+        c.eq(p.returncode, 0, "--check on a valid config: " + p.stderr)
+        bad = os.path.join(d, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write("routers:\n- protocol: http\n  identifier: {kind: io.l5d.foo}\n  servers: [{port: 4140}]\n")
+        p = harness.subprocess.run([BINARY, "router", "-c", bad], capture_output=True, text=True)
+        c.eq(p.returncode, 2, "an invalid config exits 2 before binding")
+        c.check('routers[0].identifier.kind: unknown identifier kind "io.l5d.foo"' in p.stderr, p.stderr)
+
+
+TESTS = [
+    test_routes_by_host_with_linkerd_headers,
+    test_unknown_name_and_missing_host_fail_clearly,
+    test_routes_by_path_and_header,
+    test_dtab_precedence_fallback_and_request_override,
+    test_clear_context_strips_l5d_headers,
+    test_streams_large_bodies_both_ways,
+    test_keepalive_pipelining_and_100_continue,
+    test_websocket_upgrade_passthrough,
+    test_dead_backend_then_recovery,
+    test_endpoint_file_edit_under_traffic,
+    test_malformed_requests_get_4xx_and_others_are_unaffected,
+    test_admin_endpoints,
+    test_sigterm_drains_in_flight_requests,
+    test_config_check,
+]
+
+if __name__ == "__main__":
+    BINARY = os.path.abspath(sys.argv[1])
+    only = sys.argv[2:]
+    sys.exit(harness.Checks().run([t for t in TESTS if not only or t.__name__ in only]))
