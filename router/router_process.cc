@@ -77,6 +77,9 @@ void RouterProcess::shutdown() {
 }
 
 int RouterProcess::run() {
+  // A peer that closes while we write must be an error on that socket, not
+  // a SIGPIPE that kills the process.
+  std::signal(SIGPIPE, SIG_IGN);
   // Listen on everything first: a port that cannot be bound is a start-up
   // error, before any request is served.
   std::vector<std::vector<std::uint16_t>> wanted;

@@ -179,6 +179,12 @@ def test_streams_large_bodies_both_ways(c):
         chunks = [data[i:i + 100000] for i in range(0, 2 * 1024 * 1024, 100000)]
         status, _, body = http("POST", "http://hello/", body=iter(chunks), proxy=env.proxy)
         c.eq(body_json(body)["body_bytes"], sum(len(x) for x in chunks), "chunked upload arrives whole")
+        # A client that gives up in the middle of a large response must cost
+        # the router nothing (no SIGPIPE, no stuck connection).
+        curl(["-x", "%s:%d" % env.proxy, "http://hello/bytes/%d" % (200 * 1024 * 1024), "--limit-rate", "5M",
+              "-o", "/dev/null", "-m", "1"])
+        status, _, _ = env.get("hello")
+        c.eq(status, 200, "the router serves on after a client aborted mid-response")
     finally:
         env.close()
 
