@@ -368,6 +368,11 @@ def test_config_check(c):
         p = harness.subprocess.run([BINARY, "router", "-c", bad], capture_output=True, text=True)
         c.eq(p.returncode, 2, "an invalid config exits 2 before binding")
         c.check('routers[0].identifier.kind: unknown identifier kind "io.l5d.foo"' in p.stderr, p.stderr)
+    # The examples a user starts from must stay valid.
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    example = os.path.join(root, "examples", "hello-world", "linkerd.yaml")
+    p = harness.subprocess.run([BINARY, "router", "--check", "-c", example], capture_output=True, text=True)
+    c.eq(p.returncode, 0, "examples/hello-world/linkerd.yaml passes --check: " + p.stderr)
 
 
 TESTS = [
