@@ -185,9 +185,11 @@ AdminServer::Reply AdminServer::handle(const std::string& method, const std::str
     if (method == "POST") {
       json req = json::parse(body, nullptr, false);
       if (req.is_discarded() || !req.is_object()) return {400, "text/plain", "expected a JSON object {namespace, dtab, path}\n"};
-      ns = req.value("namespace", ns);
-      dtabText = req.value("dtab", dtabText);
-      pathText = req.value("path", pathText);
+      for (auto [key, field] : {std::pair{"namespace", &ns}, {"dtab", &dtabText}, {"path", &pathText}}) {
+        if (!req.contains(key)) continue;
+        if (!req[key].is_string()) return {400, "text/plain", std::string(key) + " must be a string\n"};
+        *field = req[key].get<std::string>();
+      }
     }
     const RouterPlan* plan = nullptr;
     for (const auto& p : *ctx_.plans) {

@@ -73,6 +73,10 @@ ClientConfig readClient(ConfigReader r, const PluginRegistry& registry) {
   }
   c.connectTimeoutMs = r.integer("connectTimeoutMs", c.connectTimeoutMs, 1, 3'600'000);
   c.requestAttemptTimeoutMs = r.integer("requestAttemptTimeoutMs", 0, 0, 3'600'000);
+  if (r.has("requestAttemptTimeoutMs")) {
+    r.problems().warning(r.childPath("requestAttemptTimeoutMs"),
+                         "not enforced yet; service.totalTimeoutMs bounds the wait for a response");
+  }
   r.ignore("failureAccrual", "failure accrual is not implemented yet");
   r.ignore("requeueBudget", "requeues are not implemented yet");
   r.ignore("socketOptions", "socket tuning is automatic");
@@ -91,8 +95,8 @@ ServiceConfig readService(ConfigReader r) {
   }
   unsupported(r, "configs", "per-prefix service settings (service.configs)");
   s.totalTimeoutMs = r.integer("totalTimeoutMs", 0, 0, 3'600'000);
-  r.ignore("responseClassifier", "response classification is not implemented yet: 5xx count as "
-                                 "failures and nothing is retried");
+  r.ignore("responseClassifier", "response classification is not implemented yet: every complete "
+                                 "response counts as a success and nothing is retried");
   r.ignore("retries", "retries are not implemented yet");
   r.finish();
   return s;
@@ -174,6 +178,11 @@ RouterConfig readRouter(ConfigReader r, const PluginRegistry& registry) {
   rt.maxRequestKB = r.integer("maxRequestKB", rt.maxRequestKB, 1, 1 << 30);
   rt.maxResponseKB = r.integer("maxResponseKB", rt.maxResponseKB, 1, 1 << 30);
   rt.streamingEnabled = r.boolean("streamingEnabled", rt.streamingEnabled);
+  for (const char* key : {"maxRequestKB", "maxResponseKB", "streamingEnabled"}) {
+    if (r.has(key)) {
+      r.problems().warning(r.childPath(key), "not enforced: bodies are always streamed, of any size");
+    }
+  }
   rt.maxCallDepth = r.integer("maxCallDepth", rt.maxCallDepth, 1, 1'000'000);
   rt.maxDtabHeaderBytes = r.integer("maxLocalDtabKB", 8, 1, 1024) * 1024;
 

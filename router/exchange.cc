@@ -38,6 +38,8 @@ Exchange::Exchange(Worker& worker, ServerConnection& server, Route route, runtim
     : worker_(worker), server_(&server), route_(std::move(route)), upgrade_(upgrade),
       startMs_(worker.loop().nowMs()), timeout_(worker.loop()) {
   headRequest_ = head.method == "HEAD";
+  idempotent_ = head.method == "GET" || head.method == "HEAD" || head.method == "OPTIONS" ||
+                head.method == "PUT" || head.method == "DELETE" || head.method == "TRACE";
   chunkedIn_ = framing.kind == BodyFraming::Chunked;
 
   std::string authority;
@@ -106,7 +108,9 @@ void Exchange::connect() {
 void Exchange::attach(runtime::TcpStreamPtr stream, bool pooled) {
   upstream_ = std::move(stream);
   pooled_ = pooled;
-  if (pooled_ && !retried_) replay_ = std::string();
+  // Only idempotent requests are sent again: a POST the endpoint did process
+  // before closing must not run twice.
+  if (pooled_ && !retried_ && idempotent_) replay_ = std::string();
   parser_ = std::make_unique<runtime::Http1Parser>(runtime::Http1Parser::Type::Response, *this,
                                                    runtime::Http1Parser::Limits{16 * 1024, 64 * 1024});
   if (headRequest_) parser_->expectHeadResponse();
@@ -250,6 +254,11 @@ void Exchange::onResponseHead(runtime::ResponseHead&& head, const BodyFraming& f
     return;
   }
   responseStarted_ = true;
+  if (upgrade_ && head.status != 101) {
+    // The endpoint refused the upgrade; the client's connection was handed
+    // over as raw bytes already, so it ends with this response.
+    closeClientAfter_ = true;
+  }
   if (head.status == 101 && upgrade_) {
     tunnel_ = true;
     head.versionMinor = 1;

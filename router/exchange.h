@@ -3,9 +3,9 @@
 // Exchange: one request forwarded to one endpoint, and its response streamed
 // back. Owned by the ServerConnection; talks back to it for everything the
 // client sees. A connection taken from the pool may turn out to have been
-// closed by the server; the request is then sent once more on a fresh
-// connection, if nothing of the response arrived and what was sent is still
-// held (up to kHighWater bytes).
+// closed by the server; an idempotent request is then sent once more on a
+// fresh connection, if nothing of the response arrived and what was sent is
+// still held (up to kHighWater bytes).
 
 #include <memory>
 #include <optional>
@@ -61,6 +61,7 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   bool chunkedIn_ = false;         // request body is chunked
   bool upgrade_ = false;
   bool headRequest_ = false;
+  bool idempotent_ = false;
   std::unique_ptr<runtime::TcpConnect> connecting_;
   runtime::TcpStreamPtr upstream_;
   std::unique_ptr<runtime::Http1Parser> parser_;

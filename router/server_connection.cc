@@ -118,7 +118,8 @@ void ServerConnection::onRequestHead(runtime::RequestHead&& head, const runtime:
   bool upgrade = wantsUpgrade(head.headers);
   auto route = worker_.route(plan_, clearContext_, head);
   if (!route) {
-    // The body (if any) is read and dropped so the connection stays usable.
+    // A request without a body keeps its connection; one with a body (or an
+    // upgrade) closes it after the answer rather than read what it sends.
     discardBody_ = true;
     if (framing.kind != runtime::BodyFraming::None || upgrade) keepAlive_ = false;
     sendFailure(route.error(), !keepAlive_);
@@ -169,7 +170,7 @@ void ServerConnection::exchangeDone(bool reusable) {
   plan_.stats->success.fetch_add(1, std::memory_order_relaxed);
   if (exchange_) exchange_->detach();
   worker_.loop().deleteLater(std::move(exchange_));
-  if (!reusable || !keepAlive_ || !requestDone_ || draining_) {
+  if (!reusable || !keepAlive_ || !requestDone_ || draining_ || upgraded_) {
     closing_ = true;
     stream_->stopReading();
     stream_->closeAfterWrites();

@@ -1,5 +1,6 @@
 #include "router/worker.h"
 
+#include "router/hop_headers.h"
 #include "router/server_connection.h"
 
 namespace switchyard::router {
@@ -169,10 +170,7 @@ const Worker::Binding& Worker::bind(const RouterPlan& plan, const dtab::Dtab& lo
 Expected<Route, Failure> Worker::route(const RouterPlan& plan, bool clearContext, runtime::RequestHead& head) {
   const RouterConfig& cfg = plan.config;
   if (clearContext) clearContextHeaders(head.headers);
-  std::size_t hops = 0;
-  for (std::string_view v : head.headers.getAll("Via")) {
-    hops += 1 + static_cast<std::size_t>(std::count(v.begin(), v.end(), ','));
-  }
+  std::size_t hops = viaHops(head.headers);
   if (hops > static_cast<std::size_t>(cfg.maxCallDepth)) {
     return Unexpected(Failure{Failure::Kind::TooDeep,
                               "the request passed " + std::to_string(hops) + " proxies (Via), over maxCallDepth " +

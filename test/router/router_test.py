@@ -223,6 +223,12 @@ def test_websocket_upgrade_passthrough(c):
         c.eq(header(hdrs, "sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", "accept key passes through")
         r.send(b"raw bytes after the upgrade")
         c.eq(r.read_exact(27), b"raw bytes after the upgrade", "bytes tunnel both ways")
+        # An upgrade the endpoint refuses ends with its answer; nothing hangs.
+        r = RawConnection(env.proxy[1])
+        r.send(b"GET /plain HTTP/1.1\r\nHost: hello\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        s, _, _ = r.response()
+        c.eq(s, 200, "a refused upgrade gets the endpoint's answer")
+        c.check(r.closed(), "and the connection closes")
     finally:
         env.close()
 
@@ -324,6 +330,8 @@ def test_admin_endpoints(c):
         tree = json.loads(b)
         c.eq(tree.get("type"), "delegate", "delegate tree root")
         c.eq(tree.get("delegate", {}).get("bound", {}).get("id"), "/#/io.l5d.fs/hello", "bound leaf")
+        s, _, b = http("POST", env.router.admin_url("/delegator.json"), body=b'{"path": 1}')
+        c.eq(s, 400, "a non-string path in delegator.json is refused, not a crash")
         s, _, b = http("GET", env.router.admin_url("/delegator.json?namespace=out&path=/svc/x&dtab=/a%3D%3E"))
         c.eq(s, 400, "a bad dtab in delegator.json")
         c.check(b.startswith(b"Invalid dtab"), "message: %r" % b)
