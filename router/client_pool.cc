@@ -36,8 +36,9 @@ runtime::TcpStreamPtr ClientPool::take(const std::string& key) {
   std::unique_ptr<Idle> idle = std::move(it->second.back());
   it->second.pop_back();
   runtime::TcpStreamPtr s = std::move(idle->stream);
+  // Still reading: the taker sets its handler right away, and leaving the
+  // read on saves two epoll_ctl calls per request.
   s->setHandler(nullptr);
-  s->stopReading();
   return s;
 }
 

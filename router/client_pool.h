@@ -22,7 +22,8 @@ class ClientPool {
   ClientPool(runtime::Loop& loop, std::uint64_t idleTimeMs, std::size_t maxIdle);
   ~ClientPool();
 
-  // An idle connection to `key` ("ip:port"), or null.
+  // An idle connection to `key` ("ip:port"), or null. It is still reading,
+  // with no handler: set one before returning to the loop.
   runtime::TcpStreamPtr take(const std::string& key);
   void put(const std::string& key, runtime::TcpStreamPtr stream);
   std::size_t idleCount() const;

@@ -184,6 +184,15 @@ void Exchange::onData(std::string_view data) {
     }
     return;
   }
+  // Everything this read produces for the client goes out in one write.
+  // The client stream outlives this call even if the exchange finishes.
+  runtime::TcpStream* client = server_ ? &server_->client() : nullptr;
+  if (client) client->cork();
+  feedResponse(data);
+  if (client) client->uncork();
+}
+
+void Exchange::feedResponse(std::string_view data) {
   while (!data.empty() && parser_ && !finished_) {
     auto r = parser_->feed(data);
     if (r.status == runtime::Http1Parser::Status::Error) {

@@ -46,6 +46,7 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   void onBody(std::string_view data) override;
   void onMessageEnd() override;
 
+  void feedResponse(std::string_view data);
   void connect();
   void attach(runtime::TcpStreamPtr stream, bool pooled);
   void sendUpstream(std::string bytes);

@@ -105,8 +105,24 @@ void TcpStream::stopReading() {
   uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp_));
 }
 
+void TcpStream::uncork() {
+  if (corks_ > 0 && --corks_ == 0) flushCorked();
+}
+
+void TcpStream::flushCorked() {
+  corks_ = 0;
+  if (corked_.empty()) return;
+  std::string data = std::move(corked_);
+  corked_.clear();
+  write(std::move(data));
+}
+
 void TcpStream::write(std::string data) {
   if (closed_ || writeFailed_ || data.empty()) return;
+  if (corks_ > 0) {
+    corked_ += data;
+    return;
+  }
   if (pendingBytes_ == 0) {
     // Most writes fit the socket buffer: send now, queue only the rest.
     uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
@@ -186,18 +202,21 @@ void TcpStream::maybeDrained() {
 
 void TcpStream::shutdownWrite() {
   if (closed_) return;
+  flushCorked();
   shutdownWhenDrained_ = true;
   maybeDrained();
 }
 
 void TcpStream::closeAfterWrites() {
   if (closed_) return;
+  flushCorked();
   closeWhenDrained_ = true;
   maybeDrained();
 }
 
 void TcpStream::lingerClose(Loop& loop, std::uint64_t timeoutMs) {
   if (closed_ || lingering_) return;
+  flushCorked();
   lingering_ = true;
   handler_ = nullptr;
   onDrained_ = nullptr;

@@ -60,7 +60,11 @@ class TcpStream {
   // Queues bytes for sending; the stream copies nothing it can send at once.
   void write(std::string data);
   void write(std::string_view data) { write(std::string(data)); }
-  std::size_t pendingWriteBytes() const { return pendingBytes_; }
+  std::size_t pendingWriteBytes() const { return pendingBytes_ + corked_.size(); }
+  // Between cork() and uncork(), writes are gathered and sent as one (a
+  // response head and the body that came in the same read: one syscall).
+  void cork() { ++corks_; }
+  void uncork();
   // Runs whenever the write queue becomes empty.
   void setOnDrained(std::function<void()> fn) { onDrained_ = std::move(fn); }
   // Sends FIN once everything queued is written.
@@ -86,6 +90,7 @@ class TcpStream {
   void fail(const std::string& error);
   void maybeDrained();
   void closeHandle();
+  void flushCorked();  // ends any cork: what is gathered is written
 
   static void onAlloc(void* handle, std::size_t suggested, void* buf);
   static void onRead(void* stream, long nread, const void* buf);
@@ -103,6 +108,8 @@ class TcpStream {
   bool writeFailed_ = false;
   bool ownerGone_ = false;
   bool lingering_ = false;
+  int corks_ = 0;
+  std::string corked_;
   uv_timer_s* lingerTimer_ = nullptr;
 };
 
