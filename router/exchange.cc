@@ -36,7 +36,7 @@ std::string originForm(const std::string& target, std::string* authority) {
 Exchange::Exchange(Worker& worker, ServerConnection& server, Route route, runtime::RequestHead head,
                    const BodyFraming& framing, bool upgrade)
     : worker_(worker), server_(&server), route_(std::move(route)), upgrade_(upgrade),
-      startMs_(worker.loop().nowMs()), timeout_(worker.loop()) {
+      startMs_(worker.loop().nowMs()) {
   headRequest_ = head.method == "HEAD";
   idempotent_ = head.method == "GET" || head.method == "HEAD" || head.method == "OPTIONS" ||
                 head.method == "PUT" || head.method == "DELETE" || head.method == "TRACE";
@@ -71,7 +71,8 @@ void Exchange::start() {
   Balancer::started(*route_.endpoint);
   std::int64_t total = server_->plan().config.service.totalTimeoutMs;
   if (total > 0) {
-    timeout_.start(static_cast<std::uint64_t>(total), [this, total] {
+    timeout_ = std::make_unique<runtime::Timer>(worker_.loop());
+    timeout_->start(static_cast<std::uint64_t>(total), [this, total] {
       fail({Failure::Kind::Timeout,
             "exceeded " + std::to_string(total) + " ms service.totalTimeoutMs waiting for " + describeTarget(),
             false});
@@ -252,7 +253,7 @@ void Exchange::onClosed(const std::string& error) {
 void Exchange::onResponseHead(runtime::ResponseHead&& head, const BodyFraming& framing) {
   if (!server_) return;
   replay_.reset();  // a response began: never replay
-  timeout_.stop();
+  if (timeout_) timeout_->stop();
   runtime::TcpStream& client = server_->client();
   if (head.status >= 100 && head.status < 200 && head.status != 101) {
     // Interim responses (100 Continue) go to HTTP/1.1 clients as they are.
@@ -360,7 +361,7 @@ void Exchange::fail(Failure failure) {
 void Exchange::detach() {
   finished_ = true;
   server_ = nullptr;
-  timeout_.stop();
+  if (timeout_) timeout_->stop();
   connecting_.reset();
   if (upstream_) {
     upstream_->setHandler(nullptr);

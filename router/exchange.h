@@ -78,7 +78,7 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   bool tunnel_ = false;
   bool finished_ = false;
   std::uint64_t startMs_;
-  runtime::Timer timeout_;
+  std::unique_ptr<runtime::Timer> timeout_;  // only with service.totalTimeoutMs
 };
 
 }  // namespace switchyard::router

@@ -51,22 +51,38 @@ void ServerConnection::onData(std::string_view data) {
     }
     return;
   }
-  pending_.append(data);
-  if (!waiting_) parse();
-  updateReading();
+  if (pending_.empty() && !waiting_) {
+    // The common case: parse straight from the read buffer and keep only
+    // what is left over (a pipelined request, a partial head).
+    std::size_t used = parseFrom(data);
+    if (!closing_ && used < data.size()) pending_.append(data.substr(used));
+  } else {
+    pending_.append(data);
+    if (!waiting_) parse();
+  }
+  if (!closing_) updateReading();
 }
 
 void ServerConnection::parse() {
-  while (!pending_.empty() && !waiting_ && !closing_) {
-    auto r = parser_.feed(pending_);
+  std::size_t used = parseFrom(pending_);
+  if (closing_) {
+    pending_.clear();
+  } else {
+    pending_.erase(0, used);
+  }
+}
+
+std::size_t ServerConnection::parseFrom(std::string_view data) {
+  std::size_t used = 0;
+  while (used < data.size() && !waiting_ && !closing_) {
+    auto r = parser_.feed(data.substr(used));
     using S = runtime::Http1Parser::Status;
     if (r.status == S::Error) {
       plan_.stats->requestErrors.fetch_add(1, std::memory_order_relaxed);
-      pending_.clear();
       if (exchange_ && exchange_->responseStarted()) {
         // Broken mid-body after the response began: nothing more can be said.
         close();
-        return;
+        return data.size();
       }
       if (exchange_) {
         // The endpoint got part of a request: that connection goes too.
@@ -74,18 +90,18 @@ void ServerConnection::parse() {
         worker_.loop().deleteLater(std::move(exchange_));
       }
       sendFailure({Failure::Kind::BadRequest, r.error, false, r.httpStatus}, /*close=*/true);
-      return;
+      return data.size();
     }
-    pending_.erase(0, r.consumed);
+    used += r.consumed;
     if (r.status == S::Upgrade) {
       upgraded_ = true;
       waiting_ = true;
-      if (exchange_ && !pending_.empty()) exchange_->tunnelFromClient(pending_);
-      pending_.clear();
-      return;
+      if (exchange_ && used < data.size()) exchange_->tunnelFromClient(data.substr(used));
+      return data.size();
     }
-    if (r.status == S::NeedMore) return;
+    if (r.status == S::NeedMore) return used;
   }
+  return used;
 }
 
 void ServerConnection::updateReading() {

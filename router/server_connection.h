@@ -49,7 +49,10 @@ class ServerConnection final : public runtime::TcpStream::Handler, public runtim
   void onBody(std::string_view data) override;
   void onMessageEnd() override;
 
-  void parse();
+  void parse();  // from pending_
+  // Parses requests from `data` until one is waiting for its response;
+  // returns the bytes used.
+  std::size_t parseFrom(std::string_view data);
   void sendFailure(const Failure& failure, bool close);
   void finishExchange();
   void close();
