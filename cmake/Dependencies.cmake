@@ -8,6 +8,10 @@ pkg_check_modules(CARES REQUIRED IMPORTED_TARGET libcares>=1.18)
 find_package(nlohmann_json 3.11 REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(CLI11 REQUIRED)
+# prometheus-cpp: the core library only (its pull/push parts link libcurl and
+# OpenSSL, which must not meet BoringSSL in one process); the admin server
+# serves the exposition itself.
+find_package(prometheus-cpp CONFIG REQUIRED)
 
 # llhttp: Debian's node-llhttp ships the generated C sources, not a library.
 # We compile them into our own static target without our warning flags.

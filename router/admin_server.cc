@@ -107,8 +107,14 @@ class AdminServer::Conn final : public runtime::TcpStream::Handler, public runti
       reply({413, "text/plain", "request body over 1 MB\n"}, true);
       return;
     }
-    reply(server_.handle(head_.method, head_.target, body_), !parser_.keepAlive());
+    bool closeAfter = !parser_.keepAlive();
+    // The reply may come later (metrics): it finds this connection only if
+    // it is still open.
+    server_.handle(head_.method, head_.target, body_, [this, alive = alive_, closeAfter](Reply r) {
+      if (*alive && !closed_) reply(r, closeAfter);
+    });
   }
+  ~Conn() override { *alive_ = false; }
 
  private:
   void reply(const Reply& r, bool closeAfter) {
@@ -137,6 +143,7 @@ class AdminServer::Conn final : public runtime::TcpStream::Handler, public runti
   std::string body_;
   bool tooLarge_ = false;
   bool closed_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 AdminServer::AdminServer(runtime::Loop& loop, Context context) : loop_(loop), ctx_(std::move(context)) {}
@@ -159,24 +166,27 @@ Expected<std::uint16_t, std::string> AdminServer::listen(const std::string& ip, 
 
 void AdminServer::stop() { listener_.reset(); }
 
-AdminServer::Reply AdminServer::handle(const std::string& method, const std::string& target,
-                                       const std::string& body) {
+void AdminServer::handle(const std::string& method, const std::string& target, const std::string& body,
+                         std::function<void(Reply)> done) {
+  std::string path = target.substr(0, target.find('?'));
+  if (path == "/admin/metrics.json" || path == "/admin/metrics/prometheus") {
+    bool prom = path == "/admin/metrics/prometheus";
+    ctx_.collect([done, prom](MetricsSnapshot snapshot) {
+      if (prom) {
+        done({200, "text/plain; version=0.0.4", metricsPrometheus(snapshot)});
+      } else {
+        done({200, "application/json", metricsJson(snapshot)});
+      }
+    });
+    return;
+  }
+  done(reply(method, target, body));
+}
+
+AdminServer::Reply AdminServer::reply(const std::string& method, const std::string& target,
+                                      const std::string& body) {
   std::string path = target.substr(0, target.find('?'));
   if (path == "/admin/ping") return {200, "text/plain", "pong"};
-  if (path == "/admin/metrics.json") {
-    json m = json::object();
-    for (const auto& plan : *ctx_.plans) {
-      const RouterStats& s = *plan->stats;
-      std::string p = "rt/" + plan->config.label + "/server/";
-      m[p + "requests"] = s.requests.load(std::memory_order_relaxed);
-      m[p + "success"] = s.success.load(std::memory_order_relaxed);
-      m[p + "failures"] = s.failures.load(std::memory_order_relaxed);
-      m[p + "connections"] = s.connections.load(std::memory_order_relaxed);
-      m[p + "connects"] = s.connects.load(std::memory_order_relaxed);
-      m[p + "request_errors"] = s.requestErrors.load(std::memory_order_relaxed);
-    }
-    return {200, "application/json", m.dump()};
-  }
   if (path == "/config.json") return {200, "application/json", toJson(*ctx_.config).dump(2)};
   if (path == "/delegator.json") {
     std::string ns = queryParam(target, "namespace");

@@ -3,7 +3,8 @@
 // AdminServer: Linkerd's admin endpoints on the admin port, served from the
 // main loop (never a worker):
 //   GET  /admin/ping            pong
-//   GET  /admin/metrics.json    counters in Linkerd's flat names (rt/<label>/server/...)
+//   GET  /admin/metrics.json    Linkerd's flat metric names (rt/<label>/service/svc/hello/requests)
+//   GET  /admin/metrics/prometheus  the same in Prometheus text format
 //   GET  /config.json           the configuration as loaded
 //   GET|POST /delegator.json    the delegate tree of a path through a router's dtab
 //   POST /admin/shutdown        graceful drain, then exit 0
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "router/metrics.h"
 #include "router/router_plan.h"
 #include "runtime/config_node.h"
 #include "runtime/loop.h"
@@ -30,6 +32,8 @@ class AdminServer {
     // The configured namers as of now (main loop).
     std::function<std::shared_ptr<const NamingState>()> naming;
     std::function<void()> shutdown;
+    // Gathers every worker's metrics, merged; calls back on the main loop.
+    std::function<void(std::function<void(MetricsSnapshot)>)> collect;
   };
 
   AdminServer(runtime::Loop& loop, Context context);
@@ -37,16 +41,19 @@ class AdminServer {
   Expected<std::uint16_t, std::string> listen(const std::string& ip, std::uint16_t port);
   void stop();
 
-  // Answers one request: status, content type, body. Public for tests.
+  // Answers one request: status, content type, body. `done` runs on the
+  // main loop, at once or (for metrics) once the workers have reported.
   struct Reply {
     int status;
     std::string contentType;
     std::string body;
   };
-  Reply handle(const std::string& method, const std::string& target, const std::string& body);
+  void handle(const std::string& method, const std::string& target, const std::string& body,
+              std::function<void(Reply)> done);
 
  private:
   class Conn;
+  Reply reply(const std::string& method, const std::string& target, const std::string& body);
   runtime::Loop& loop_;
   Context ctx_;
   std::unique_ptr<runtime::TcpListener> listener_;

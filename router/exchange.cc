@@ -264,6 +264,7 @@ void Exchange::onResponseHead(runtime::ResponseHead&& head, const BodyFraming& f
     return;
   }
   responseStarted_ = true;
+  responseStatus_ = head.status;
   if (upgrade_ && head.status != 101) {
     // The endpoint refused the upgrade; the client's connection was handed
     // over as raw bytes already, so it ends with this response.

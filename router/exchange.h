@@ -34,6 +34,7 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   void clientClosed();
   std::size_t upstreamBacklog() const;
   bool responseStarted() const { return responseStarted_; }
+  int responseStatus() const { return responseStatus_; }
   // Ends every callback into the server connection; releases the upstream.
   void detach();
 
@@ -77,6 +78,7 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   bool closeClientAfter_ = false;
   bool tunnel_ = false;
   bool finished_ = false;
+  int responseStatus_ = 0;
   std::uint64_t startMs_;
   std::unique_ptr<runtime::Timer> timeout_;  // only with service.totalTimeoutMs
 };

@@ -21,10 +21,14 @@ struct Failure {
     ConnectFailed,   // connect refused/reset, backend broke mid-request: 502
     Timeout,         // binding or request timeout: 503
   };
+  Failure(Kind k, std::string msg, bool isRetryable = false, int status = 0)
+      : kind(k), message(std::move(msg)), retryable(isRetryable), statusOverride(status) {}
+
   Kind kind;
   std::string message;  // for a person: what failed, on which name, what to try
   bool retryable = false;
   int statusOverride = 0;  // the codec's 414 or 431 for a malformed request
+  std::string service;     // the logical name, when the request was identified
 
   int status() const;
 };

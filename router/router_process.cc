@@ -52,6 +52,27 @@ void RouterProcess::publishNaming() {
   }
 }
 
+void RouterProcess::collectMetrics(std::function<void(MetricsSnapshot)> done) {
+  // Each worker copies its own metrics on its own loop and posts the copy
+  // back here: no lock anywhere, and the request path never waits.
+  struct Gather {
+    MetricsSnapshot merged;
+    std::size_t left;
+    std::function<void(MetricsSnapshot)> done;
+  };
+  auto g = std::make_shared<Gather>(Gather{{}, workers_.size(), std::move(done)});
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    worker->loop().post([this, worker, g] {
+      MetricsSnapshot copy = worker->metricsSnapshot();
+      loop_.post([g, copy = std::move(copy)] {
+        for (const auto& [label, m] : copy) g->merged[label].merge(m);
+        if (--g->left == 0) g->done(std::move(g->merged));
+      });
+    });
+  }
+}
+
 std::string RouterProcess::portsJson() const {
   std::string out = "{\"admin\": " + std::to_string(adminPort_) + ", \"routers\": {";
   for (std::size_t r = 0; r < plans_.size(); ++r) {
@@ -100,7 +121,8 @@ int RouterProcess::run() {
     workers_.push_back(std::move(w));
   }
   admin_ = std::make_unique<AdminServer>(
-      loop_, AdminServer::Context{&plans_, &source_, [this] { return naming_; }, [this] { shutdown(); }});
+      loop_, AdminServer::Context{&plans_, &source_, [this] { return naming_; }, [this] { shutdown(); },
+                                  [this](auto done) { collectMetrics(std::move(done)); }});
   auto adminPort = admin_->listen(config_.admin.ip, config_.admin.port);
   if (!adminPort) {
     std::fprintf(stderr, "switchyard: %s\n", adminPort.error().c_str());

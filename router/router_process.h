@@ -33,6 +33,7 @@ class RouterProcess {
   void publishNaming();
   void shutdown();
   std::string portsJson() const;
+  void collectMetrics(std::function<void(MetricsSnapshot)> done);
 
   Config config_;
   runtime::ConfigNode source_;

@@ -16,11 +16,10 @@ runtime::Http1Parser::Limits limitsOf(const RouterPlan& plan) {
 }  // namespace
 
 ServerConnection::ServerConnection(Worker& worker, const RouterPlan& plan, bool clearContext,
-                                   runtime::TcpStreamPtr stream)
+                                   std::string serverKey, runtime::TcpStreamPtr stream)
     : worker_(worker), plan_(plan), clearContext_(clearContext), stream_(std::move(stream)),
-      parser_(runtime::Http1Parser::Type::Request, *this, limitsOf(plan)) {
-  plan_.stats->connections.fetch_add(1, std::memory_order_relaxed);
-  plan_.stats->connects.fetch_add(1, std::memory_order_relaxed);
+      parser_(runtime::Http1Parser::Type::Request, *this, limitsOf(plan)), serverKey_(std::move(serverKey)) {
+  ++worker_.metrics(plan_).connections[serverKey_];
   stream_->setHandler(this);
   stream_->setOnDrained([this] {
     if (exchange_) exchange_->clientDrained();
@@ -31,7 +30,8 @@ ServerConnection::ServerConnection(Worker& worker, const RouterPlan& plan, bool 
 
 ServerConnection::~ServerConnection() {
   *alive_ = false;
-  plan_.stats->connections.fetch_sub(1, std::memory_order_relaxed);
+  --worker_.metrics(plan_).connections[serverKey_];
+  if (!recorded_) recordRequest(0);
   if (exchange_) exchange_->detach();
 }
 
@@ -78,7 +78,6 @@ std::size_t ServerConnection::parseFrom(std::string_view data) {
     auto r = parser_.feed(data.substr(used));
     using S = runtime::Http1Parser::Status;
     if (r.status == S::Error) {
-      plan_.stats->requestErrors.fetch_add(1, std::memory_order_relaxed);
       if (exchange_ && exchange_->responseStarted()) {
         // Broken mid-body after the response began: nothing more can be said.
         close();
@@ -119,8 +118,21 @@ void ServerConnection::updateReading() {
 
 void ServerConnection::upstreamDrained() { updateReading(); }
 
+void ServerConnection::recordRequest(int status) {
+  if (recorded_) return;
+  recorded_ = true;
+  double ms = static_cast<double>(runtime::Loop::nowUs() - startUs_) / 1000.0;
+  RouterMetrics& m = worker_.metrics(plan_);
+  m.servers[serverKey_].record(status, ms);
+  if (!service_.empty()) m.services[service_].record(status, ms);
+  if (!clientId_.empty()) m.clients[clientId_].record(status, ms);
+}
+
 void ServerConnection::onRequestHead(runtime::RequestHead&& head, const runtime::BodyFraming& framing) {
-  plan_.stats->requests.fetch_add(1, std::memory_order_relaxed);
+  startUs_ = runtime::Loop::nowUs();
+  recorded_ = false;
+  service_.clear();
+  clientId_.clear();
   requestDone_ = false;
   discardBody_ = false;
   versionMinor_ = head.versionMinor;
@@ -138,9 +150,13 @@ void ServerConnection::onRequestHead(runtime::RequestHead&& head, const runtime:
     // upgrade) closes it after the answer rather than read what it sends.
     discardBody_ = true;
     if (framing.kind != runtime::BodyFraming::None || upgrade) keepAlive_ = false;
+    if (!route.error().service.empty()) service_ = route.error().service.substr(1);
     sendFailure(route.error(), !keepAlive_);
     return;
   }
+  // Metrics scope names are paths without their leading slash, as Linkerd's.
+  service_ = route->logicalName.show().substr(1);
+  clientId_ = route->bound.id.show().substr(1);
   exchange_ = std::make_unique<Exchange>(worker_, *this, std::move(*route), std::move(head), framing, upgrade);
   exchange_->start();
 }
@@ -159,7 +175,9 @@ void ServerConnection::onMessageEnd() {
 }
 
 void ServerConnection::sendFailure(const Failure& failure, bool closeAfter) {
-  plan_.stats->failures.fetch_add(1, std::memory_order_relaxed);
+  if (recorded_) startUs_ = runtime::Loop::nowUs();  // a malformed request: no head was read
+  recorded_ = false;
+  recordRequest(failure.status());
   FailureResponse resp = respond(failure, closeAfter || !keepAlive_);
   resp.head.versionMinor = 1;
   stream_->write(runtime::serializeResponseHead(resp.head) + resp.body);
@@ -183,7 +201,7 @@ void ServerConnection::exchangeFailed(const Failure& failure) {
 }
 
 void ServerConnection::exchangeDone(bool reusable) {
-  plan_.stats->success.fetch_add(1, std::memory_order_relaxed);
+  recordRequest(exchange_ ? exchange_->responseStatus() : 0);
   if (exchange_) exchange_->detach();
   worker_.loop().deleteLater(std::move(exchange_));
   if (!reusable || !keepAlive_ || !requestDone_ || draining_ || upgraded_) {
@@ -197,7 +215,7 @@ void ServerConnection::exchangeDone(bool reusable) {
 }
 
 void ServerConnection::exchangeAborted() {
-  plan_.stats->failures.fetch_add(1, std::memory_order_relaxed);
+  recordRequest(0);
   if (exchange_) exchange_->detach();
   worker_.loop().deleteLater(std::move(exchange_));
   close();

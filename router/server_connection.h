@@ -24,7 +24,8 @@ inline constexpr std::size_t kHighWater = 256 * 1024;
 
 class ServerConnection final : public runtime::TcpStream::Handler, public runtime::Http1Parser::Handler {
  public:
-  ServerConnection(Worker& worker, const RouterPlan& plan, bool clearContext, runtime::TcpStreamPtr stream);
+  ServerConnection(Worker& worker, const RouterPlan& plan, bool clearContext, std::string serverKey,
+                   runtime::TcpStreamPtr stream);
   ~ServerConnection() override;
 
   // Called by the exchange.
@@ -57,6 +58,9 @@ class ServerConnection final : public runtime::TcpStream::Handler, public runtim
   void finishExchange();
   void close();
   void updateReading();
+  // Records the request in flight in the worker's metrics (status 0: the
+  // response was cut off).
+  void recordRequest(int status);
 
   Worker& worker_;
   const RouterPlan& plan_;
@@ -73,6 +77,11 @@ class ServerConnection final : public runtime::TcpStream::Handler, public runtim
   bool draining_ = false;
   bool discardBody_ = false;     // the request failed; its body is dropped
   int versionMinor_ = 1;
+  std::string serverKey_;   // "127.0.0.1/4140"
+  std::string service_;     // "svc/hello", once identified
+  std::string clientId_;    // "#/io.l5d.fs/hello", once bound
+  std::uint64_t startUs_ = 0;
+  bool recorded_ = true;    // the request in flight was recorded
   // Cleared when this connection dies, for work deferred to a later turn.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -81,6 +81,9 @@ Worker::~Worker() {
   listeners_.clear();
   for (auto* c : connections_) delete c;
   connections_.clear();
+  // Deferred deletions (connections, exchanges) use this worker's members:
+  // run them while those are alive.
+  loop_.drainDeferred();
 }
 
 Expected<std::vector<std::vector<std::uint16_t>>, std::string> Worker::listen(
@@ -94,12 +97,16 @@ Expected<std::vector<std::vector<std::uint16_t>>, std::string> Worker::listen(
       auto addr = runtime::SocketAddress::parse(server.ip, ports[r][s]);
       if (!addr) return Unexpected("routers[" + std::to_string(r) + "].servers[" + std::to_string(s) + "].ip: " + addr.error());
       bool clear = server.clearContext;
+      auto key = std::make_shared<std::string>();
       auto l = runtime::TcpListener::listen(loop_, *addr, /*reusePort=*/true,
-                                            [this, &plan, clear](runtime::TcpStreamPtr stream) {
+                                            [this, &plan, clear, key](runtime::TcpStreamPtr stream) {
                                               if (draining_) return;  // dropping it closes it
-                                              connections_.insert(new ServerConnection(*this, plan, clear, std::move(stream)));
+                                              connections_.insert(
+                                                  new ServerConnection(*this, plan, clear, *key, std::move(stream)));
                                             });
       if (!l) return Unexpected(l.error());
+      // Linkerd names a server by ip/port in its metrics.
+      *key = server.ip + "/" + std::to_string((*l)->port());
       bound.back().push_back((*l)->port());
       listeners_.push_back(std::move(*l));
     }
@@ -184,6 +191,10 @@ Expected<Route, Failure> Worker::route(const RouterPlan& plan, bool clearContext
   if (!id) return Unexpected(Failure{Failure::Kind::BadRequest, "cannot identify the request: " + id.error(), false});
   if (id->target) head.target = *id->target;
   const dtab::Path& name = id->name;
+  auto fail = [&](Failure f) {
+    f.service = name.show();
+    return Unexpected(std::move(f));
+  };
 
   const Binding& b = bind(plan, *local, name);
   auto where = [&] {
@@ -192,7 +203,7 @@ Expected<Route, Failure> Worker::route(const RouterPlan& plan, bool clearContext
     return s;
   };
   if (!b.tree) {
-    return Unexpected(Failure{Failure::Kind::NamingFailed,
+    return fail(Failure{Failure::Kind::NamingFailed,
                               "delegating " + name.show() + " failed: " + b.tree.error().message + " (" + where() + ")",
                               false});
   }
@@ -201,18 +212,18 @@ Expected<Route, Failure> Worker::route(const RouterPlan& plan, bool clearContext
     const char* what = tree.isNeg() ? "~ (no dtab entry or namer claims it)"
                        : tree.isFail() ? "! (the dtab says fail)"
                                        : "$ (empty)";
-    return Unexpected(Failure{Failure::Kind::NoHosts,
+    return fail(Failure{Failure::Kind::NoHosts,
                               "no hosts are available for " + name.show() + ": it binds to " + what + " (" + where() + ")",
                               false});
   }
   const dtab::BoundName* leaf = chooseLeaf(tree, rng_);
   if (leaf == nullptr) {
-    return Unexpected(Failure{Failure::Kind::NoHosts, "no hosts are available for " + name.show(), false});
+    return fail(Failure{Failure::Kind::NoHosts, "no hosts are available for " + name.show(), false});
   }
   const dtab::Addr& addr = leaf->addr;
   if (addr.kind != dtab::Addr::Kind::Bound || addr.endpoints.empty()) {
     std::string why = addr.kind == dtab::Addr::Kind::Failed ? addr.error : "it has no endpoints";
-    return Unexpected(Failure{Failure::Kind::NoHosts,
+    return fail(Failure{Failure::Kind::NoHosts,
                               "no hosts are available for " + name.show() + ": it binds to " + leaf->id.show() +
                                   ", but " + why,
                               false});

@@ -17,6 +17,7 @@
 #include "router/balancer.h"
 #include "router/client_pool.h"
 #include "router/failure.h"
+#include "router/metrics.h"
 #include "router/router_plan.h"
 #include "runtime/loop.h"
 #include "runtime/tcp.h"
@@ -59,6 +60,9 @@ class Worker {
   ClientPool& pool() { return pool_; }
   std::mt19937_64& rng() { return rng_; }
   void connectionClosed(ServerConnection* c);
+  // This worker's metrics: written on its loop only; copied for the admin.
+  RouterMetrics& metrics(const RouterPlan& plan) { return metrics_[plan.config.label]; }
+  const MetricsSnapshot& metricsSnapshot() const { return metrics_; }
   bool draining() const { return draining_; }
 
  private:
@@ -82,6 +86,7 @@ class Worker {
   std::map<std::string, BalancerEntry> balancers_;  // (router, bound id) -> balancer
   ClientPool pool_;
   std::mt19937_64 rng_;
+  MetricsSnapshot metrics_;
   std::thread thread_;
   bool draining_ = false;
   runtime::Timer* drainTimer_ = nullptr;

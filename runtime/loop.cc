@@ -73,6 +73,8 @@ void Loop::defer(std::function<void()> fn) {
 
 std::uint64_t Loop::nowMs() const { return uv_now(loop_); }
 
+std::uint64_t Loop::nowUs() { return uv_hrtime() / 1000; }
+
 void Loop::onAsync(uv_async_t* handle) {
   auto* self = static_cast<Loop*>(handle->data);
   std::vector<std::function<void()>> work;

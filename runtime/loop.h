@@ -44,13 +44,18 @@ class Loop {
     defer([raw] { delete raw; });
   }
 
+  // Runs deferred work now (owners call it in their destructors, so that
+  // deferred deletions still find the owner's members alive).
+  void drainDeferred();
+
   // Milliseconds on the loop's clock (cached per iteration).
   std::uint64_t nowMs() const;
+  // Microseconds on a monotonic clock, read now (not cached).
+  static std::uint64_t nowUs();
 
  private:
   static void onAsync(uv_async_s* handle);
   static void onIdle(uv_idle_s* handle);
-  void drainDeferred();
 
   uv_loop_s* loop_;
   uv_async_s* async_;
