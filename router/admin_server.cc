@@ -1,6 +1,7 @@
 #include "router/admin_server.h"
 
 #include <cctype>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "dtab/delegator.h"
@@ -169,11 +170,15 @@ void AdminServer::stop() { listener_.reset(); }
 void AdminServer::handle(const std::string& method, const std::string& target, const std::string& body,
                          std::function<void(Reply)> done) {
   std::string path = target.substr(0, target.find('?'));
-  if (path == "/admin/metrics.json" || path == "/admin/metrics/prometheus") {
-    bool prom = path == "/admin/metrics/prometheus";
-    ctx_.collect([done, prom](MetricsSnapshot snapshot) {
-      if (prom) {
-        done({200, "text/plain; version=0.0.4", metricsPrometheus(snapshot)});
+  std::optional<std::string> promPrefix;
+  if (path == "/admin/metrics/prometheus") promPrefix = "";
+  for (const auto& [p, prefix] : ctx_.prometheusPaths) {
+    if (p == path) promPrefix = prefix;
+  }
+  if (path == "/admin/metrics.json" || promPrefix) {
+    ctx_.collect([done, promPrefix](MetricsSnapshot snapshot) {
+      if (promPrefix) {
+        done({200, "text/plain; version=0.0.4", metricsPrometheus(snapshot, *promPrefix)});
       } else {
         done({200, "application/json", metricsJson(snapshot)});
       }

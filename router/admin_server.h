@@ -34,6 +34,8 @@ class AdminServer {
     std::function<void()> shutdown;
     // Gathers every worker's metrics, merged; calls back on the main loop.
     std::function<void(std::function<void(MetricsSnapshot)>)> collect;
+    // io.l5d.prometheus telemeters: extra paths and their name prefixes.
+    std::vector<std::pair<std::string, std::string>> prometheusPaths;
   };
 
   AdminServer(runtime::Loop& loop, Context context);

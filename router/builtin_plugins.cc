@@ -26,6 +26,17 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                   },
                   nullptr, nullptr};
   };
+  registry.add({PluginCategory::Telemeter, "io.l5d.prometheus",
+                [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
+                  auto s = std::make_shared<PrometheusSettings>();
+                  s->path = r.string("path", s->path);
+                  if (s->path.empty() || s->path.front() != '/') {
+                    r.problems().error(r.childPath("path"), "expected a path starting with /, got \"" + s->path + "\"");
+                  }
+                  s->prefix = r.string("prefix", "");
+                  return s;
+                },
+                nullptr, nullptr});
   registry.add(balancer("p2c", false));
   registry.add(balancer("ewma", true));
   registry.add(balancer("roundRobin", false));

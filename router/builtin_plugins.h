@@ -4,13 +4,20 @@
 
 namespace switchyard::router {
 
-// The kinds the router itself implements: the `default` interpreter and the
-// load balancers (p2c, ewma, roundRobin).
+// The kinds the router itself implements: the `default` interpreter, the
+// load balancers (p2c, ewma, roundRobin) and the io.l5d.prometheus
+// telemeter (served by the admin server).
 void addBuiltinPlugins(PluginRegistry& registry);
 
 // Settings of the built-in kinds, read by the router when it builds them.
 struct DefaultInterpreterSettings {
   std::vector<KindedConfig> transformers;
+};
+// io.l5d.prometheus: the exposition is served at `path` (always also at
+// /admin/metrics/prometheus), every name prefixed with `prefix`.
+struct PrometheusSettings {
+  std::string path = "/admin/metrics/prometheus";
+  std::string prefix;
 };
 struct BalancerSettings {
   std::string kind;

@@ -147,7 +147,7 @@ void addScope(std::map<std::string, MetricFamily>& families, const std::string& 
 
 }  // namespace
 
-std::string metricsPrometheus(const MetricsSnapshot& snapshot) {
+std::string metricsPrometheus(const MetricsSnapshot& snapshot, const std::string& prefix) {
   std::map<std::string, MetricFamily> families;
   for (const auto& [label, m] : snapshot) {
     for (const auto& [k, s] : m.servers) addScope(families, "server", label, k, s);
@@ -166,6 +166,7 @@ std::string metricsPrometheus(const MetricsSnapshot& snapshot) {
     }
   }
   if (!conns.metric.empty()) out.push_back(std::move(conns));
+  for (auto& f : out) f.name = prefix + f.name;
   std::ostringstream text;
   prometheus::TextSerializer().Serialize(text, out);
   return text.str();

@@ -61,6 +61,7 @@ using MetricsSnapshot = std::map<std::string, RouterMetrics>;
 std::string metricsJson(const MetricsSnapshot& snapshot);
 // Prometheus text exposition in the names of Linkerd's io.l5d.prometheus
 // telemeter (rt:service:requests{rt="out",service="svc/hello"}).
-std::string metricsPrometheus(const MetricsSnapshot& snapshot);
+// `prefix` is put before every name (io.l5d.prometheus's `prefix`).
+std::string metricsPrometheus(const MetricsSnapshot& snapshot, const std::string& prefix = "");
 
 }  // namespace switchyard::router

@@ -120,9 +120,14 @@ int RouterProcess::run() {
     ports_ = *bound;
     workers_.push_back(std::move(w));
   }
-  admin_ = std::make_unique<AdminServer>(
-      loop_, AdminServer::Context{&plans_, &source_, [this] { return naming_; }, [this] { shutdown(); },
-                                  [this](auto done) { collectMetrics(std::move(done)); }});
+  AdminServer::Context ctx{&plans_, &source_, [this] { return naming_; }, [this] { shutdown(); },
+                           [this](auto done) { collectMetrics(std::move(done)); }, {}};
+  for (const auto& t : config_.telemetry) {
+    if (t.kind != "io.l5d.prometheus") continue;
+    const auto* s = static_cast<const PrometheusSettings*>(t.settings.get());
+    ctx.prometheusPaths.emplace_back(s->path, s->prefix);
+  }
+  admin_ = std::make_unique<AdminServer>(loop_, std::move(ctx));
   auto adminPort = admin_->listen(config_.admin.ip, config_.admin.port);
   if (!adminPort) {
     std::fprintf(stderr, "switchyard: %s\n", adminPort.error().c_str());

@@ -366,6 +366,21 @@ def test_admin_endpoints(c):
         env.close()
 
 
+def test_prometheus_telemeter_path_and_prefix(c):
+    disco = tempfile.mkdtemp(prefix="switchyard-disco-")
+    cfg = config(disco) + "telemetry:\n- kind: io.l5d.prometheus\n  path: /metrics\n  prefix: l5d_\n"
+    router = Router(BINARY, cfg)
+    try:
+        http("GET", "http://nope/", proxy=("127.0.0.1", router.port("out")))
+        s, _, body = http("GET", router.admin_url("/metrics"))
+        c.eq(s, 200, "the telemeter's path")
+        c.check('l5d_rt:service:requests{rt="out",service="svc/nope"} 1' in body.decode(), body.decode()[:300])
+        s, _, body = http("GET", router.admin_url("/admin/metrics/prometheus"))
+        c.check(b"\nrt:service:requests" in body or body.startswith(b"# HELP rt:"), "the default path, unprefixed")
+    finally:
+        router.stop()
+
+
 def test_sigterm_drains_in_flight_requests(c):
     env = Env()
     try:
@@ -418,6 +433,7 @@ TESTS = [
     test_endpoint_file_edit_under_traffic,
     test_malformed_requests_get_4xx_and_others_are_unaffected,
     test_admin_endpoints,
+    test_prometheus_telemeter_path_and_prefix,
     test_sigterm_drains_in_flight_requests,
     test_config_check,
 ]
