@@ -202,6 +202,21 @@ Http1Parser::Result Http1Parser::finish() {
   return {Status::Error, 0, "the connection closed in the middle of a message", 400};
 }
 
+namespace {
+
+// The header section and the blank line that ends a head.
+void appendHeaders(const HttpHeaders& headers, std::string& out) {
+  for (const auto& [k, v] : headers.entries()) {
+    out += k;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
+
+}  // namespace
+
 std::string serializeRequestHead(const RequestHead& head) {
   std::string out;
   out.reserve(256);
@@ -209,13 +224,7 @@ std::string serializeRequestHead(const RequestHead& head) {
   out += ' ';
   out += head.target;
   out += head.versionMinor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
-  for (const auto& [k, v] : head.headers.entries()) {
-    out += k;
-    out += ": ";
-    out += v;
-    out += "\r\n";
-  }
-  out += "\r\n";
+  appendHeaders(head.headers, out);
   return out;
 }
 
@@ -227,13 +236,7 @@ std::string serializeResponseHead(const ResponseHead& head) {
   out += ' ';
   out += head.reason.empty() ? reasonPhrase(head.status) : head.reason;
   out += "\r\n";
-  for (const auto& [k, v] : head.headers.entries()) {
-    out += k;
-    out += ": ";
-    out += v;
-    out += "\r\n";
-  }
-  out += "\r\n";
+  appendHeaders(head.headers, out);
   return out;
 }
 

@@ -29,15 +29,24 @@ std::uint16_t SocketAddress::port() const {
   return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
 }
 
-std::string SocketAddress::show() const {
+namespace {
+
+// "127.0.0.1:80" or "[::1]:80".
+std::string showSockaddr(const sockaddr_storage& ss) {
   char ip[INET6_ADDRSTRLEN] = "?";
-  if (storage_.ss_family == AF_INET6) {
-    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&storage_), ip, sizeof ip);
-    return "[" + std::string(ip) + "]:" + std::to_string(port());
+  if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    uv_ip6_name(a, ip, sizeof ip);
+    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(a->sin6_port));
   }
-  uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&storage_), ip, sizeof ip);
-  return std::string(ip) + ":" + std::to_string(port());
+  const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+  uv_ip4_name(a, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(a->sin_port));
 }
+
+}  // namespace
+
+std::string SocketAddress::show() const { return showSockaddr(storage_); }
 
 // ---------------------------------------------------------------------------
 // TcpStream
@@ -250,13 +259,7 @@ std::string TcpStream::peer() const {
   sockaddr_storage ss{};
   int len = sizeof ss;
   if (uv_tcp_getpeername(tcp_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
-  char ip[INET6_ADDRSTRLEN] = "?";
-  if (ss.ss_family == AF_INET6) {
-    uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), ip, sizeof ip);
-    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port));
-  }
-  uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), ip, sizeof ip);
-  return std::string(ip) + ":" + std::to_string(ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port));
+  return showSockaddr(ss);
 }
 
 // ---------------------------------------------------------------------------
