@@ -381,6 +381,34 @@ def test_prometheus_telemeter_path_and_prefix(c):
         router.stop()
 
 
+def test_call_depth_timeout_and_balancers(c):
+    disco = tempfile.mkdtemp(prefix="switchyard-disco-")
+    a, b = Backend("a"), Backend("b")
+    write_disco(disco, "hello", a, b)
+    cfg = config(disco) + """  maxCallDepth: 3
+  service: {totalTimeoutMs: 300}
+  client:
+    loadBalancer: {kind: roundRobin}
+"""
+    router = Router(BINARY, cfg, args=["--workers", "1"])
+    proxy = ("127.0.0.1", router.port("out"))
+    try:
+        s, hdrs, _ = http("GET", "http://hello/", headers=[("Via", "1.1 a, 1.1 b"), ("Via", "1.1 c, 1.1 d")], proxy=proxy)
+        c.eq(s, 400, "four Via hops over maxCallDepth 3")
+        c.check("maxCallDepth" in (header(hdrs, "l5d-err") or ""), "l5d-err explains: %r" % header(hdrs, "l5d-err"))
+        s, _, _ = http("GET", "http://hello/", headers={"Via": "1.1 a, 1.1 b"}, proxy=proxy)
+        c.eq(s, 200, "two hops pass")
+        s, hdrs, _ = http("GET", "http://hello/slow?ms=2000", proxy=proxy)
+        c.eq(s, 503, "no response within service.totalTimeoutMs")
+        c.check("totalTimeoutMs" in (header(hdrs, "l5d-err") or ""), "l5d-err names the timeout")
+        seen = [body_json(http("GET", "http://hello/", proxy=proxy)[2])["backend"] for _ in range(6)]
+        c.check(all(seen[i] != seen[i + 1] for i in range(5)), "roundRobin alternates: %r" % seen)
+    finally:
+        router.stop()
+        a.stop()
+        b.stop()
+
+
 def test_sigterm_drains_in_flight_requests(c):
     env = Env()
     try:
@@ -434,6 +462,7 @@ TESTS = [
     test_malformed_requests_get_4xx_and_others_are_unaffected,
     test_admin_endpoints,
     test_prometheus_telemeter_path_and_prefix,
+    test_call_depth_timeout_and_balancers,
     test_sigterm_drains_in_flight_requests,
     test_config_check,
 ]
