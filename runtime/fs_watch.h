@@ -1,7 +1,9 @@
 #pragma once
 
 // FsWatch: calls back when anything in a directory changes, once the changes
-// have settled for `settleMs` (editors write, rename and chmod in bursts).
+// have settled for `settleMs` (editors write, rename and chmod in bursts). A
+// directory that is missing, at start or later, is looked for every second,
+// with a callback when it appears.
 
 #include <functional>
 #include <memory>
@@ -22,8 +24,14 @@ class FsWatch {
 
  private:
   FsWatch() = default;
+  bool watch();
+  void settled();
+  void retryLater();
+
+  std::string dir_;
   uv_fs_event_s* event_ = nullptr;
-  uv_timer_s* timer_ = nullptr;
+  uv_timer_s* timer_ = nullptr;  // settle
+  uv_timer_s* retry_ = nullptr;  // looks for a missing directory
   unsigned settleMs_ = 0;
   std::function<void()> onChange_;
 };

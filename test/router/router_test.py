@@ -282,6 +282,28 @@ def test_endpoint_file_edit_under_traffic(c):
     c.check(late and all(r[2] == "b" for r in late), "1 s after the edit every request goes to the new endpoint")
 
 
+def test_disco_directory_created_after_start(c):
+    parent = tempfile.mkdtemp(prefix="switchyard-disco-")
+    disco = os.path.join(parent, "later")
+    backend = Backend("late")
+    router = Router(BINARY, config(disco))
+    proxy = ("127.0.0.1", router.port("out"))
+    try:
+        c.eq(http("GET", "http://late/", proxy=proxy)[0], 502, "no directory yet: no such service")
+        os.mkdir(disco)
+        write_disco(disco, "late", backend)
+        ok = wait_until(lambda: http("GET", "http://late/", proxy=proxy)[0] == 200, 5)
+        c.check(ok, "the directory, created after start, is found and watched")
+        backend2 = Backend("late2")
+        write_disco(disco, "late", backend2)
+        ok = wait_until(lambda: body_json(http("GET", "http://late/", proxy=proxy)[2]).get("backend") == "late2", 3)
+        c.check(ok, "and edits in it are seen")
+        backend2.stop()
+    finally:
+        router.stop()
+        backend.stop()
+
+
 def test_malformed_requests_get_4xx_and_others_are_unaffected(c):
     env = Env()
     try:
@@ -459,6 +481,7 @@ TESTS = [
     test_websocket_upgrade_passthrough,
     test_dead_backend_then_recovery,
     test_endpoint_file_edit_under_traffic,
+    test_disco_directory_created_after_start,
     test_malformed_requests_get_4xx_and_others_are_unaffected,
     test_admin_endpoints,
     test_prometheus_telemeter_path_and_prefix,
