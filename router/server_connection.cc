@@ -206,8 +206,15 @@ void ServerConnection::exchangeDone(bool reusable) {
   worker_.loop().deleteLater(std::move(exchange_));
   if (!reusable || !keepAlive_ || !requestDone_ || draining_ || upgraded_) {
     closing_ = true;
-    stream_->stopReading();
-    stream_->closeAfterWrites();
+    if (!requestDone_ && !upgraded_) {
+      // The endpoint answered before the client finished sending (a 413, a
+      // redirect): keep reading and dropping for a moment, so the close does
+      // not reset the connection before the client has read the answer.
+      stream_->lingerClose(worker_.loop(), 2000);
+    } else {
+      stream_->stopReading();
+      stream_->closeAfterWrites();
+    }
     worker_.connectionClosed(this);
     return;
   }

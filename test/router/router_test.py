@@ -144,7 +144,17 @@ def test_dtab_precedence_fallback_and_request_override(c):
         c.eq(status, 400, "malformed l5d-dtab")
         c.check("l5d-dtab" in (header(hdrs, "l5d-err") or ""), "l5d-err names the header: %r" % header(hdrs, "l5d-err"))
         status, _, _ = env.get("world", headers={"l5d-dtab": "/a=>/b;" * 2000})
-        c.eq(status, 431, "a per-request dtab over 8 KB")
+        c.eq(status, 431, "a 14 KB l5d-dtab is over the 8 KB header section")
+    finally:
+        env.close()
+    # With room for larger headers, the per-request dtab has its own limit.
+    env = Env(extra="  maxHeadersKB: 64\n")
+    try:
+        status, hdrs, _ = env.get("world", headers={"l5d-dtab": "/a=>/b;" * 1500})
+        c.eq(status, 431, "a 10 KB l5d-dtab over maxLocalDtabKB (8)")
+        c.check("per-request dtab" in (header(hdrs, "l5d-err") or ""), "l5d-err: %r" % header(hdrs, "l5d-err"))
+        status, _, body = env.get("world", headers={"l5d-dtab": "/a=>/b;" * 1000})
+        c.eq(status, 200, "a 7 KB l5d-dtab is accepted")
     finally:
         env.close()
 
