@@ -157,7 +157,8 @@ AdminServer::~AdminServer() {
 Expected<std::uint16_t, std::string> AdminServer::listen(const std::string& ip, std::uint16_t port) {
   auto addr = runtime::SocketAddress::parse(ip, port);
   if (!addr) return Unexpected("admin.ip: " + addr.error());
-  auto l = runtime::TcpListener::listen(loop_, *addr, false, [this](runtime::TcpStreamPtr s) {
+  auto l = runtime::TcpListener::listen(loop_, *addr, runtime::TcpListener::ReusePort::No,
+                                       [this](runtime::TcpStreamPtr s) {
     conns_.insert(new Conn(*this, std::move(s)));
   });
   if (!l) return Unexpected("admin: " + l.error());

@@ -110,7 +110,7 @@ int RouterProcess::run() {
   }
   for (int i = 0; i < workerCount_; ++i) {
     auto w = std::make_unique<Worker>(plans_, naming_);
-    auto bound = w->listen(wanted);
+    auto bound = w->listen(wanted, /*first=*/i == 0);
     if (!bound) {
       std::fprintf(stderr, "switchyard: %s\n", bound.error().c_str());
       return 1;

@@ -87,7 +87,7 @@ Worker::~Worker() {
 }
 
 Expected<std::vector<std::vector<std::uint16_t>>, std::string> Worker::listen(
-    const std::vector<std::vector<std::uint16_t>>& ports) {
+    const std::vector<std::vector<std::uint16_t>>& ports, bool first) {
   std::vector<std::vector<std::uint16_t>> bound;
   for (std::size_t r = 0; r < plans_.size(); ++r) {
     const RouterPlan& plan = *plans_[r];
@@ -98,7 +98,8 @@ Expected<std::vector<std::vector<std::uint16_t>>, std::string> Worker::listen(
       if (!addr) return Unexpected("routers[" + std::to_string(r) + "].servers[" + std::to_string(s) + "].ip: " + addr.error());
       bool clear = server.clearContext;
       auto key = std::make_shared<std::string>();
-      auto l = runtime::TcpListener::listen(loop_, *addr, /*reusePort=*/true,
+      auto reuse = first ? runtime::TcpListener::ReusePort::First : runtime::TcpListener::ReusePort::Join;
+      auto l = runtime::TcpListener::listen(loop_, *addr, reuse,
                                             [this, &plan, clear, key](runtime::TcpStreamPtr stream) {
                                               if (draining_) return;  // dropping it closes it
                                               connections_.insert(

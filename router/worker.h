@@ -42,8 +42,9 @@ class Worker {
 
   // Binds this worker's listeners (port 0: the first worker's bound port is
   // reused by the others). Returns the bound ports per router and server.
+  // `first`: this worker opens the ports; the others join them.
   Expected<std::vector<std::vector<std::uint16_t>>, std::string> listen(
-      const std::vector<std::vector<std::uint16_t>>& ports);
+      const std::vector<std::vector<std::uint16_t>>& ports, bool first);
   void startThread();
   // Stops accepting; in-flight requests finish; the thread ends when they
   // have (or at `deadlineMs`).

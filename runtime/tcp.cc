@@ -266,13 +266,30 @@ std::string TcpStream::peer() const {
 // TcpListener
 
 Expected<std::unique_ptr<TcpListener>, std::string> TcpListener::listen(Loop& loop, const SocketAddress& addr,
-                                                                         bool reusePort, OnAccept onAccept) {
+                                                                         ReusePort reusePort, OnAccept onAccept) {
   int fd = ::socket(addr.get()->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return Unexpected("socket(): " + std::string(std::strerror(errno)));
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (reusePort) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   socklen_t len = addr.get()->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (reusePort == ReusePort::Join) {
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  } else if (reusePort == ReusePort::First && addr.port() != 0) {
+    // SO_REUSEPORT would let us share the port with another process of the
+    // same user; a plain bind first makes sure nobody else has it.
+    int probe = ::socket(addr.get()->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = ::bind(probe, addr.get(), len);
+    std::string err = rc != 0 ? std::strerror(errno) : "";
+    ::close(probe);
+    if (rc != 0) {
+      ::close(fd);
+      return Unexpected("cannot listen on " + addr.show() + ": " + err);
+    }
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  } else if (reusePort == ReusePort::First) {
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
   if (::bind(fd, addr.get(), len) != 0) {
     std::string err = std::strerror(errno);
     ::close(fd);

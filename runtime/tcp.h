@@ -118,11 +118,13 @@ using TcpStreamPtr = std::unique_ptr<TcpStream, TcpStream::Closer>;
 class TcpListener {
  public:
   using OnAccept = std::function<void(TcpStreamPtr)>;
-  // Binds and listens; with `reusePort`, several loops may listen on the same
-  // address (SO_REUSEPORT) and the kernel spreads connections among them.
+  // SO_REUSEPORT lets several loops listen on one address, the kernel
+  // spreading connections among them. `First` opens such a group (and fails
+  // if anyone already listens there), `Join` joins it, `No` binds alone.
+  enum class ReusePort { No, First, Join };
   static Expected<std::unique_ptr<TcpListener>, std::string> listen(Loop& loop,
                                                                      const SocketAddress& addr,
-                                                                     bool reusePort, OnAccept onAccept);
+                                                                     ReusePort reusePort, OnAccept onAccept);
   ~TcpListener();
   std::uint16_t port() const { return port_; }
   // Stops accepting; the listening socket is closed.

@@ -460,6 +460,18 @@ def test_sigterm_drains_in_flight_requests(c):
         env.close()
 
 
+def test_a_second_router_cannot_take_a_port_in_use(c):
+    disco = tempfile.mkdtemp(prefix="switchyard-disco-")
+    first = Router(BINARY, config(disco))
+    try:
+        port = first.port("out")
+        second = Router(BINARY, config(disco).replace("  - port: 0", "  - port: %d" % port), wait_ready=False)
+        c.eq(second.wait_exit(10), 1, "the second router exits 1")
+        c.check("Address already in use" in second.logs(), "and says why: " + second.logs()[-300:])
+    finally:
+        first.stop()
+
+
 def test_config_check(c):
     with tempfile.TemporaryDirectory() as d:
         good = os.path.join(d, "good.yaml")
@@ -497,6 +509,7 @@ TESTS = [
     test_prometheus_telemeter_path_and_prefix,
     test_call_depth_timeout_and_balancers,
     test_sigterm_drains_in_flight_requests,
+    test_a_second_router_cannot_take_a_port_in_use,
     test_config_check,
 ]
 
