@@ -23,6 +23,19 @@ struct Http1Parser::Impl {
 
   static Impl* of(llhttp_t* p) { return static_cast<Impl*>(p->data); }
 
+  // RFC 9110 token characters: what a field name may hold. llhttp lets some
+  // others through (a space inside a name); a proxy must not forward them.
+  static bool isTokenChar(unsigned char c) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+    switch (c) {
+      case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+      case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        return true;
+      default:
+        return false;
+    }
+  }
+
   void flushHeader() {
     if (!field.empty() || inValue) headers.add(std::move(field), std::move(value));
     field.clear();
@@ -87,6 +100,11 @@ struct Http1Parser::Impl {
   static int onHeadersComplete(llhttp_t* p) {
     Impl* s = of(p);
     s->flushHeader();
+    for (const auto& [name, value] : s->headers.entries()) {
+      bool ok = !name.empty();
+      for (unsigned char c : name) ok = ok && isTokenChar(c);
+      if (!ok) return s->overLimit("invalid header field name '" + name.substr(0, 64) + "'", 400);
+    }
     BodyFraming framing;
     if (p->flags & F_CHUNKED) {
       framing.kind = BodyFraming::Chunked;

@@ -328,6 +328,7 @@ def test_malformed_requests_get_4xx_and_others_are_unaffected(c):
             (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: hello\r\n\r\n", 414, "request line too long"),
             (b"POST / HTTP/1.1\r\nHost: hello\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
              "Content-Length with Transfer-Encoding"),
+            (b"GET / HTTP/1.1\r\nHost: hello\r\nBad Header: x\r\n\r\n", 400, "a space in a header name"),
         ]
         for data, want, what in cases:
             r = RawConnection(env.proxy[1])
