@@ -128,27 +128,21 @@ void Worker::drain(std::uint64_t graceMs) {
     draining_ = true;
     listeners_.clear();
     for (auto* c : std::set<ServerConnection*>(connections_)) c->drain();
-    // After the grace period, whatever is left is cut.
-    auto* deadline = new runtime::Timer(loop_);
-    deadline->start(graceMs, [this, deadline] {
+    // After the grace period, whatever is left is cut. The timer lives as
+    // long as the worker, so nothing here frees it inside its own callback.
+    drainTimer_ = std::make_unique<runtime::Timer>(loop_);
+    drainTimer_->start(graceMs, [this] {
       for (auto* c : connections_) delete c;
       connections_.clear();
-      loop_.defer([deadline] { delete deadline; });
       loop_.stop();
     });
-    drainTimer_ = deadline;
     maybeFinishDrain();
   });
 }
 
 void Worker::maybeFinishDrain() {
   if (!draining_ || !connections_.empty()) return;
-  if (drainTimer_ != nullptr) {
-    drainTimer_->stop();
-    auto* t = drainTimer_;
-    drainTimer_ = nullptr;
-    loop_.defer([t] { delete t; });
-  }
+  if (drainTimer_) drainTimer_->stop();
   loop_.stop();
 }
 

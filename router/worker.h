@@ -90,7 +90,7 @@ class Worker {
   MetricsSnapshot metrics_;
   std::thread thread_;
   bool draining_ = false;
-  runtime::Timer* drainTimer_ = nullptr;
+  std::unique_ptr<runtime::Timer> drainTimer_;
 };
 
 }  // namespace switchyard::router

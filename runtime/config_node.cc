@@ -8,32 +8,25 @@
 
 namespace switchyard::runtime {
 
+ConfigNode::ConfigNode(Kind kind, int line, int column) : kind_(kind), line_(line), column_(column) {}
+
 ConfigNode ConfigNode::scalar(std::string value, bool quoted, int line, int column) {
-  ConfigNode n;
-  n.kind_ = Kind::Scalar;
+  ConfigNode n(Kind::Scalar, line, column);
   n.text_ = std::move(value);
   n.quoted_ = quoted;
-  n.line_ = line;
-  n.column_ = column;
   return n;
 }
 
 ConfigNode ConfigNode::list(std::vector<ConfigNode> items, int line, int column) {
-  ConfigNode n;
-  n.kind_ = Kind::List;
+  ConfigNode n(Kind::List, line, column);
   n.items_ = std::move(items);
-  n.line_ = line;
-  n.column_ = column;
   return n;
 }
 
 ConfigNode ConfigNode::map(std::vector<std::pair<std::string, ConfigNode>> entries, int line,
                            int column) {
-  ConfigNode n;
-  n.kind_ = Kind::Map;
+  ConfigNode n(Kind::Map, line, column);
   n.entries_ = std::move(entries);
-  n.line_ = line;
-  n.column_ = column;
   return n;
 }
 

@@ -47,6 +47,8 @@ class ConfigNode {
   const char* kindName() const;
 
  private:
+  ConfigNode(Kind kind, int line, int column);
+
   Kind kind_ = Kind::Null;
   std::string text_;
   bool quoted_ = false;
