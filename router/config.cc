@@ -40,6 +40,8 @@ ServerConfig readServer(ConfigReader r, std::uint16_t defaultPort) {
   s.ip = r.string("ip", s.ip);
   s.port = readPort(r, "port", s.port);
   s.clearContext = r.boolean("clearContext", false);
+  s.headerTimeoutMs = r.integer("headerTimeoutMs", s.headerTimeoutMs, 0, 3'600'000);
+  s.idleTimeoutMs = r.integer("idleTimeoutMs", s.idleTimeoutMs, 0, 86'400'000);
   r.ignore("maxConcurrentRequests", "no per-server concurrency limit yet");
   r.ignore("socketOptions", "socket tuning is automatic");
   r.ignore("timeoutMs", "a legacy key; use service.totalTimeoutMs");
@@ -73,10 +75,6 @@ ClientConfig readClient(ConfigReader r, const PluginRegistry& registry) {
   }
   c.connectTimeoutMs = r.integer("connectTimeoutMs", c.connectTimeoutMs, 1, 3'600'000);
   c.requestAttemptTimeoutMs = r.integer("requestAttemptTimeoutMs", 0, 0, 3'600'000);
-  if (r.has("requestAttemptTimeoutMs")) {
-    r.problems().warning(r.childPath("requestAttemptTimeoutMs"),
-                         "not enforced yet; service.totalTimeoutMs bounds the wait for a response");
-  }
   r.ignore("failureAccrual", "failure accrual is not implemented yet");
   r.ignore("requeueBudget", "requeues are not implemented yet");
   r.ignore("socketOptions", "socket tuning is automatic");
@@ -178,11 +176,6 @@ RouterConfig readRouter(ConfigReader r, const PluginRegistry& registry) {
   rt.maxRequestKB = r.integer("maxRequestKB", rt.maxRequestKB, 1, 1 << 30);
   rt.maxResponseKB = r.integer("maxResponseKB", rt.maxResponseKB, 1, 1 << 30);
   rt.streamingEnabled = r.boolean("streamingEnabled", rt.streamingEnabled);
-  for (const char* key : {"maxRequestKB", "maxResponseKB", "streamingEnabled"}) {
-    if (r.has(key)) {
-      r.problems().warning(r.childPath(key), "not enforced: bodies are always streamed, of any size");
-    }
-  }
   rt.maxCallDepth = r.integer("maxCallDepth", rt.maxCallDepth, 1, 1'000'000);
   rt.maxDtabHeaderBytes = r.integer("maxLocalDtabKB", 8, 1, 1024) * 1024;
 

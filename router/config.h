@@ -28,6 +28,11 @@ struct ServerConfig {
   std::string ip = "127.0.0.1";  // Linkerd's default: loopback
   std::uint16_t port = 4140;
   bool clearContext = false;  // strip l5d-* context headers from clients
+  // Switchyard's own: a client must send a whole request head within
+  // headerTimeoutMs of its first byte (else 408), and a keep-alive
+  // connection idle for idleTimeoutMs is closed. 0 turns either off.
+  std::int64_t headerTimeoutMs = 10'000;
+  std::int64_t idleTimeoutMs = 60'000;
 };
 
 struct NamerConfig {
@@ -38,13 +43,13 @@ struct NamerConfig {
 struct ClientConfig {
   std::optional<KindedConfig> loadBalancer;  // default p2c
   std::int64_t connectTimeoutMs = 5'000;
-  std::int64_t requestAttemptTimeoutMs = 0;  // 0: none
+  std::int64_t requestAttemptTimeoutMs = 0;  // 0: none; per attempt, to the response head
   std::int64_t poolMaxSize = 1'000;           // hostConnectionPool.maxSize
   std::int64_t poolIdleTimeMs = 10'000;       // hostConnectionPool.idleTimeMs
 };
 
 struct ServiceConfig {
-  std::int64_t totalTimeoutMs = 0;  // 0: none
+  std::int64_t totalTimeoutMs = 0;  // 0: none; to the response head, as Linkerd's streaming
 };
 
 struct RouterConfig {
@@ -60,6 +65,8 @@ struct RouterConfig {
   std::int64_t bindingTimeoutMs = 10'000;
   std::int64_t maxHeadersKB = 8;
   std::int64_t maxInitialLineKB = 4;
+  // Content-Length bodies over these get 413 (request) or 502 (response);
+  // with streamingEnabled false, chunked bodies are counted as well.
   std::int64_t maxRequestKB = 5'120;
   std::int64_t maxResponseKB = 5'120;
   bool streamingEnabled = true;

@@ -78,11 +78,23 @@ void Exchange::start() {
             false});
     });
   }
+  startAttemptTimer();
   if (auto pooled = worker_.pool().take(route_.endpoint->key)) {
     attach(std::move(pooled), true);
     return;
   }
   connect();
+}
+
+void Exchange::startAttemptTimer() {
+  std::int64_t ms = server_->plan().config.client.requestAttemptTimeoutMs;
+  if (ms <= 0) return;
+  if (!attemptTimeout_) attemptTimeout_ = std::make_unique<runtime::Timer>(worker_.loop());
+  attemptTimeout_->start(static_cast<std::uint64_t>(ms), [this, ms] {
+    fail({Failure::Kind::Timeout,
+          "exceeded " + std::to_string(ms) + " ms client.requestAttemptTimeoutMs waiting for " + describeTarget(),
+          false});
+  });
 }
 
 void Exchange::connect() {
@@ -199,7 +211,7 @@ void Exchange::feedResponse(std::string_view data) {
     if (r.status == runtime::Http1Parser::Status::Error) {
       report(false);
       if (!responseStarted_) {
-        fail({Failure::Kind::ConnectFailed, describeTarget() + " sent an invalid response: " + r.error, false});
+        fail({Failure::Kind::BadResponse, describeTarget() + " sent an invalid response: " + r.error, false});
       } else {
         finished_ = true;
         if (server_) server_->exchangeAborted();
@@ -237,6 +249,7 @@ void Exchange::onClosed(const std::string& error) {
     buffered_.erase(0, headBytes_.size());  // attach() sends the head again
     upstream_.reset();
     parser_.reset();
+    startAttemptTimer();
     connect();
     return;
   }
@@ -254,6 +267,16 @@ void Exchange::onResponseHead(runtime::ResponseHead&& head, const BodyFraming& f
   if (!server_) return;
   replay_.reset();  // a response began: never replay
   if (timeout_) timeout_->stop();
+  if (attemptTimeout_) attemptTimeout_->stop();
+  const RouterConfig& config = server_->plan().config;
+  auto maxBody = static_cast<std::uint64_t>(config.maxResponseKB) * 1024;
+  if (framing.kind == BodyFraming::ContentLength && framing.length > maxBody) {
+    fail({Failure::Kind::BadResponse,
+          describeTarget() + " sent a response body of " + std::to_string(framing.length) +
+              " bytes, larger than maxResponseKB (" + std::to_string(config.maxResponseKB) + " KB)",
+          false});
+    return;
+  }
   runtime::TcpStream& client = server_->client();
   if (head.status >= 100 && head.status < 200 && head.status != 101) {
     // Interim responses (100 Continue) go to HTTP/1.1 clients as they are.
@@ -293,7 +316,17 @@ void Exchange::onResponseHead(runtime::ResponseHead&& head, const BodyFraming& f
 }
 
 void Exchange::onBody(std::string_view data) {
-  if (!server_ || !responseStarted_) return;
+  if (!server_ || !responseStarted_ || finished_) return;
+  const RouterConfig& config = server_->plan().config;
+  responseBodyBytes_ += data.size();
+  if (!config.streamingEnabled && responseBodyBytes_ > static_cast<std::uint64_t>(config.maxResponseKB) * 1024) {
+    // Without streaming, maxResponseKB bounds chunked bodies too; the head
+    // is out already, so the client sees the body cut off.
+    report(false);
+    finished_ = true;
+    server_->exchangeAborted();
+    return;
+  }
   runtime::TcpStream& client = server_->client();
   if (chunkedOut_) {
     std::string framed = runtime::chunkHeader(data.size());
@@ -363,6 +396,7 @@ void Exchange::detach() {
   finished_ = true;
   server_ = nullptr;
   if (timeout_) timeout_->stop();
+  if (attemptTimeout_) attemptTimeout_->stop();
   connecting_.reset();
   if (upstream_) {
     upstream_->setHandler(nullptr);

@@ -49,6 +49,7 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
 
   void feedResponse(std::string_view data);
   void connect();
+  void startAttemptTimer();  // with client.requestAttemptTimeoutMs
   void attach(runtime::TcpStreamPtr stream, bool pooled);
   void sendUpstream(std::string bytes);
   void fail(Failure failure);
@@ -80,7 +81,11 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   bool finished_ = false;
   int responseStatus_ = 0;
   std::uint64_t startMs_;
-  std::unique_ptr<runtime::Timer> timeout_;  // only with service.totalTimeoutMs
+  std::uint64_t responseBodyBytes_ = 0;
+  // Only when configured: service.totalTimeoutMs and
+  // client.requestAttemptTimeoutMs, both up to the response head.
+  std::unique_ptr<runtime::Timer> timeout_;
+  std::unique_ptr<runtime::Timer> attemptTimeout_;
 };
 
 }  // namespace switchyard::router

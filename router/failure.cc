@@ -14,7 +14,12 @@ int Failure::status() const {
     case Kind::NoHosts:
     case Kind::NamingFailed:
     case Kind::ConnectFailed:
+    case Kind::BadResponse:
       return 502;
+    case Kind::HeadTimeout:
+      return 408;
+    case Kind::RequestTooLarge:
+      return 413;
     case Kind::Timeout:
       return 503;
   }

@@ -20,6 +20,9 @@ struct Failure {
     NamingFailed,    // delegation error (loop, unknown namer): 502
     ConnectFailed,   // connect refused/reset, backend broke mid-request: 502
     Timeout,         // binding or request timeout: 503
+    HeadTimeout,     // the client sent no whole request head in time: 408
+    RequestTooLarge, // a request body over maxRequestKB: 413
+    BadResponse,     // the endpoint's response is invalid or too large: 502
   };
   Failure(Kind k, std::string msg, bool isRetryable = false, int status = 0)
       : kind(k), message(std::move(msg)), retryable(isRetryable), statusOverride(status) {}

@@ -15,9 +15,9 @@ runtime::Http1Parser::Limits limitsOf(const RouterPlan& plan) {
 
 }  // namespace
 
-ServerConnection::ServerConnection(Worker& worker, const RouterPlan& plan, bool clearContext,
+ServerConnection::ServerConnection(Worker& worker, const RouterPlan& plan, const ServerConfig& server,
                                    std::string serverKey, runtime::TcpStreamPtr stream)
-    : worker_(worker), plan_(plan), clearContext_(clearContext), stream_(std::move(stream)),
+    : worker_(worker), plan_(plan), config_(server), stream_(std::move(stream)),
       parser_(runtime::Http1Parser::Type::Request, *this, limitsOf(plan)), serverKey_(std::move(serverKey)) {
   ++worker_.metrics(plan_).connections[serverKey_];
   stream_->setHandler(this);
@@ -26,6 +26,7 @@ ServerConnection::ServerConnection(Worker& worker, const RouterPlan& plan, bool 
     updateReading();
   });
   stream_->startReading();
+  await(Wait::Idle);
 }
 
 ServerConnection::~ServerConnection() {
@@ -42,8 +43,31 @@ void ServerConnection::drain() {
   if (idle()) close();
 }
 
+void ServerConnection::await(Wait what) {
+  wait_ = what;
+  std::int64_t ms = what == Wait::Idle ? config_.idleTimeoutMs : what == Wait::Head ? config_.headerTimeoutMs : 0;
+  deadlineMs_ = ms > 0 ? worker_.loop().nowMs() + static_cast<std::uint64_t>(ms) : 0;
+}
+
+void ServerConnection::checkTimeouts(std::uint64_t nowMs) {
+  if (closing_ || deadlineMs_ == 0 || nowMs < deadlineMs_) return;
+  if (wait_ == Wait::Idle) {
+    close();
+  } else if (wait_ == Wait::Head) {
+    await(Wait::None);
+    discardBody_ = true;
+    sendFailure({Failure::Kind::HeadTimeout,
+                 "the request head was not complete within " + std::to_string(config_.headerTimeoutMs) +
+                     " ms (servers[].headerTimeoutMs)",
+                 false},
+                /*close=*/true);
+  }
+}
+
 void ServerConnection::onData(std::string_view data) {
   if (closing_) return;
+  // The first byte of a request starts its head's deadline.
+  if (wait_ == Wait::Idle) await(Wait::Head);
   if (upgraded_) {
     if (exchange_) {
       exchange_->tunnelFromClient(data);
@@ -129,8 +153,10 @@ void ServerConnection::recordRequest(int status) {
 }
 
 void ServerConnection::onRequestHead(runtime::RequestHead&& head, const runtime::BodyFraming& framing) {
+  await(Wait::None);
   startUs_ = runtime::Loop::nowUs();
   recorded_ = false;
+  bodyBytes_ = 0;
   service_.clear();
   clientId_.clear();
   requestDone_ = false;
@@ -143,8 +169,19 @@ void ServerConnection::onRequestHead(runtime::RequestHead&& head, const runtime:
     sendFailure({Failure::Kind::BadRequest, "CONNECT is not supported: send plain HTTP requests", false}, true);
     return;
   }
+  auto maxBody = static_cast<std::uint64_t>(plan_.config.maxRequestKB) * 1024;
+  if (framing.kind == runtime::BodyFraming::ContentLength && framing.length > maxBody) {
+    discardBody_ = true;
+    keepAlive_ = false;
+    sendFailure({Failure::Kind::RequestTooLarge,
+                 "the request body of " + std::to_string(framing.length) + " bytes is larger than maxRequestKB (" +
+                     std::to_string(plan_.config.maxRequestKB) + " KB)",
+                 false},
+                true);
+    return;
+  }
   bool upgrade = wantsUpgrade(head.headers);
-  auto route = worker_.route(plan_, clearContext_, head);
+  auto route = worker_.route(plan_, config_.clearContext, head);
   if (!route) {
     // A request without a body keeps its connection; one with a body (or an
     // upgrade) closes it after the answer rather than read what it sends.
@@ -163,6 +200,24 @@ void ServerConnection::onRequestHead(runtime::RequestHead&& head, const runtime:
 
 void ServerConnection::onBody(std::string_view data) {
   if (discardBody_ || !exchange_) return;
+  bodyBytes_ += data.size();
+  if (!plan_.config.streamingEnabled && bodyBytes_ > static_cast<std::uint64_t>(plan_.config.maxRequestKB) * 1024) {
+    // Without streaming, maxRequestKB bounds chunked bodies too.
+    if (exchange_->responseStarted()) {
+      close();
+      return;
+    }
+    exchange_->detach();
+    worker_.loop().deleteLater(std::move(exchange_));
+    discardBody_ = true;
+    keepAlive_ = false;
+    sendFailure({Failure::Kind::RequestTooLarge,
+                 "the request body is larger than maxRequestKB (" + std::to_string(plan_.config.maxRequestKB) +
+                     " KB; streamingEnabled is false)",
+                 false},
+                true);
+    return;
+  }
   exchange_->requestBody(data);
 }
 
@@ -186,7 +241,7 @@ void ServerConnection::sendFailure(const Failure& failure, bool closeAfter) {
     // The client may still be sending (a body we refused, an oversized
     // header): read and drop it for a moment so that closing does not reset
     // the connection before the client has read this response.
-    stream_->lingerClose(worker_.loop(), 2000);
+    stream_->lingerClose(2000);
     worker_.connectionClosed(this);
     return;
   }
@@ -210,10 +265,10 @@ void ServerConnection::exchangeDone(bool reusable) {
       // The endpoint answered before the client finished sending (a 413, a
       // redirect): keep reading and dropping for a moment, so the close does
       // not reset the connection before the client has read the answer.
-      stream_->lingerClose(worker_.loop(), 2000);
+      stream_->lingerClose(2000);
     } else {
       stream_->stopReading();
-      stream_->closeAfterWrites();
+      stream_->closeAfterWrites(kStalledWriteMs);
     }
     worker_.connectionClosed(this);
     return;
@@ -236,6 +291,7 @@ void ServerConnection::finishExchange() {
     close();
     return;
   }
+  await(pending_.empty() ? Wait::Idle : Wait::Head);
   // Pipelined requests that arrived meanwhile.
   if (!pending_.empty()) {
     // Parse on the next turn: we may be deep in the previous exchange's stack.

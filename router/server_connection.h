@@ -21,10 +21,12 @@ class Worker;
 class Exchange;
 
 inline constexpr std::size_t kHighWater = 256 * 1024;
+// A client that takes no byte of its last response for this long is cut off.
+inline constexpr std::uint64_t kStalledWriteMs = 30'000;
 
 class ServerConnection final : public runtime::TcpStream::Handler, public runtime::Http1Parser::Handler {
  public:
-  ServerConnection(Worker& worker, const RouterPlan& plan, bool clearContext, std::string serverKey,
+  ServerConnection(Worker& worker, const RouterPlan& plan, const ServerConfig& server, std::string serverKey,
                    runtime::TcpStreamPtr stream);
   ~ServerConnection() override;
 
@@ -40,6 +42,10 @@ class ServerConnection final : public runtime::TcpStream::Handler, public runtim
   // Closes at once if idle, else after the request in flight.
   void drain();
   bool idle() const;
+  // The worker's sweep (about once a second): closes a connection idle past
+  // idleTimeoutMs, answers 408 to a request head unfinished past
+  // headerTimeoutMs.
+  void checkTimeouts(std::uint64_t nowMs);
 
  private:
   // TcpStream::Handler (the client)
@@ -49,6 +55,10 @@ class ServerConnection final : public runtime::TcpStream::Handler, public runtim
   void onRequestHead(runtime::RequestHead&& head, const runtime::BodyFraming& framing) override;
   void onBody(std::string_view data) override;
   void onMessageEnd() override;
+
+  // What the connection waits for from the client, with its deadline.
+  enum class Wait { None, Idle, Head };
+  void await(Wait what);
 
   void parse();  // from pending_
   // Parses requests from `data` until one is waiting for its response;
@@ -64,7 +74,7 @@ class ServerConnection final : public runtime::TcpStream::Handler, public runtim
 
   Worker& worker_;
   const RouterPlan& plan_;
-  bool clearContext_;
+  const ServerConfig& config_;
   runtime::TcpStreamPtr stream_;
   runtime::Http1Parser parser_;
   std::unique_ptr<Exchange> exchange_;
@@ -77,6 +87,9 @@ class ServerConnection final : public runtime::TcpStream::Handler, public runtim
   bool draining_ = false;
   bool discardBody_ = false;     // the request failed; its body is dropped
   int versionMinor_ = 1;
+  Wait wait_ = Wait::None;
+  std::uint64_t deadlineMs_ = 0;  // of wait_; 0: none
+  std::uint64_t bodyBytes_ = 0;   // of the request in flight
   std::string serverKey_;   // "127.0.0.1/4140"
   std::string service_;     // "svc/hello", once identified
   std::string clientId_;    // "#/io.l5d.fs/hello", once bound

@@ -75,7 +75,18 @@ Worker::Worker(const std::vector<std::unique_ptr<RouterPlan>>& plans, std::share
       naming_(std::move(naming)),
       pool_(loop_, static_cast<std::uint64_t>(plans.front()->config.client.poolIdleTimeMs),
             static_cast<std::size_t>(plans.front()->config.client.poolMaxSize)),
-      rng_(std::random_device{}()) {}
+      rng_(std::random_device{}()),
+      sweepTimer_(loop_) {
+  // Connection timeouts are checked by one sweep a second rather than a
+  // timer per connection: setting a deadline is then a store, which keeps
+  // timers off the request path.
+  sweepTimer_.start(kSweepMs, [this] {
+    std::uint64_t now = loop_.nowMs();
+    for (auto* c : std::vector<ServerConnection*>(connections_.begin(), connections_.end())) {
+      if (connections_.count(c)) c->checkTimeouts(now);
+    }
+  }, kSweepMs);
+}
 
 Worker::~Worker() {
   listeners_.clear();
@@ -96,14 +107,13 @@ Expected<std::vector<std::vector<std::uint16_t>>, std::string> Worker::listen(
       const ServerConfig& server = plan.config.servers[s];
       auto addr = runtime::SocketAddress::parse(server.ip, ports[r][s]);
       if (!addr) return Unexpected("routers[" + std::to_string(r) + "].servers[" + std::to_string(s) + "].ip: " + addr.error());
-      bool clear = server.clearContext;
       auto key = std::make_shared<std::string>();
       auto reuse = first ? runtime::TcpListener::ReusePort::First : runtime::TcpListener::ReusePort::Join;
       auto l = runtime::TcpListener::listen(loop_, *addr, reuse,
-                                            [this, &plan, clear, key](runtime::TcpStreamPtr stream) {
+                                            [this, &plan, &server, key](runtime::TcpStreamPtr stream) {
                                               if (draining_) return;  // dropping it closes it
                                               connections_.insert(
-                                                  new ServerConnection(*this, plan, clear, *key, std::move(stream)));
+                                                  new ServerConnection(*this, plan, server, *key, std::move(stream)));
                                             });
       if (!l) return Unexpected(l.error());
       // Linkerd names a server by ip/port in its metrics.

@@ -91,6 +91,8 @@ class Worker {
   std::thread thread_;
   bool draining_ = false;
   std::unique_ptr<runtime::Timer> drainTimer_;
+  static constexpr std::uint64_t kSweepMs = 1'000;
+  runtime::Timer sweepTimer_;  // connection timeouts
 };
 
 }  // namespace switchyard::router

@@ -169,17 +169,18 @@ void TcpStream::onWrite(void* req, int status) {
     s->fail(uv_strerror(status));
     return;
   }
+  if (s->closeWhenDrained_ && s->closeTimer_ != nullptr) s->armCloseTimer(s->stallMs_);  // progress
   s->maybeDrained();
 }
 
 void TcpStream::closeHandle() {
   if (closed_) return;
   closed_ = true;
-  if (lingerTimer_ != nullptr) {
-    lingerTimer_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(lingerTimer_),
+  if (closeTimer_ != nullptr) {
+    closeTimer_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(closeTimer_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    lingerTimer_ = nullptr;
+    closeTimer_ = nullptr;
   }
   reading_ = false;
   handler_ = nullptr;
@@ -216,14 +217,29 @@ void TcpStream::shutdownWrite() {
   maybeDrained();
 }
 
-void TcpStream::closeAfterWrites() {
+void TcpStream::closeAfterWrites(std::uint64_t stallMs) {
   if (closed_) return;
   flushCorked();
   closeWhenDrained_ = true;
+  if (pendingBytes_ > 0 && stallMs > 0) {
+    stallMs_ = stallMs;
+    armCloseTimer(stallMs);  // restarted by every write that completes
+  }
   maybeDrained();
 }
 
-void TcpStream::lingerClose(Loop& loop, std::uint64_t timeoutMs) {
+void TcpStream::armCloseTimer(std::uint64_t ms) {
+  if (closeTimer_ == nullptr) {
+    closeTimer_ = new uv_timer_t;
+    uv_timer_init(loop_.uv(), closeTimer_);
+    closeTimer_->data = this;
+  }
+  uv_timer_start(closeTimer_, [](uv_timer_t* t) {
+    if (auto* s = static_cast<TcpStream*>(t->data)) s->closeHandle();
+  }, ms, 0);
+}
+
+void TcpStream::lingerClose(std::uint64_t timeoutMs) {
   if (closed_ || lingering_) return;
   flushCorked();
   lingering_ = true;
@@ -231,12 +247,7 @@ void TcpStream::lingerClose(Loop& loop, std::uint64_t timeoutMs) {
   onDrained_ = nullptr;
   shutdownWrite();
   startReading();  // no-op if already reading: the callbacks are the same
-  lingerTimer_ = new uv_timer_t;
-  uv_timer_init(loop.uv(), lingerTimer_);
-  lingerTimer_->data = this;
-  uv_timer_start(lingerTimer_, [](uv_timer_t* t) {
-    if (auto* s = static_cast<TcpStream*>(t->data)) s->closeHandle();
-  }, timeoutMs, 0);
+  armCloseTimer(timeoutMs);
 }
 
 void TcpStream::close() {

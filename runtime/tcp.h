@@ -70,11 +70,12 @@ class TcpStream {
   // Sends FIN once everything queued is written.
   void shutdownWrite();
   // Closes once everything queued is written (or at once if nothing is).
-  void closeAfterWrites();
+  // A peer that takes none of it for `stallMs` is cut off (0: never).
+  void closeAfterWrites(std::uint64_t stallMs = 30'000);
   // Sends FIN after what is queued, then reads and drops whatever the peer
   // still sends, and closes on its EOF or after `timeoutMs`: a response that
   // refuses a request is not lost to a reset. No callbacks after this.
-  void lingerClose(Loop& loop, std::uint64_t timeoutMs);
+  void lingerClose(std::uint64_t timeoutMs);
 
   std::string peer() const;
   bool writeFailed() const { return writeFailed_; }
@@ -91,6 +92,7 @@ class TcpStream {
   void maybeDrained();
   void closeHandle();
   void flushCorked();  // ends any cork: what is gathered is written
+  void armCloseTimer(std::uint64_t ms);  // closeHandle() after `ms`
 
   static void onAlloc(void* handle, std::size_t suggested, void* buf);
   static void onRead(void* stream, long nread, const void* buf);
@@ -110,7 +112,8 @@ class TcpStream {
   bool lingering_ = false;
   int corks_ = 0;
   std::string corked_;
-  uv_timer_s* lingerTimer_ = nullptr;
+  std::uint64_t stallMs_ = 0;  // closeAfterWrites' limit
+  uv_timer_s* closeTimer_ = nullptr;  // lingerClose's or closeAfterWrites'
 };
 
 using TcpStreamPtr = std::unique_ptr<TcpStream, TcpStream::Closer>;

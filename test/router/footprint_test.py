@@ -33,6 +33,8 @@ routers:
   label: out
   dtab: /svc => /#/io.l5d.fs
   servers: [{port: 0}]
+  maxRequestKB: 1048576
+  maxResponseKB: 1048576
 """ % disco
     router = Router(BINARY, cfg, args=["--workers", "1"])
     proxy = "127.0.0.1:%d" % router.port("out")

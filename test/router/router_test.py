@@ -174,7 +174,9 @@ def test_clear_context_strips_l5d_headers(c):
 
 
 def test_streams_large_bodies_both_ways(c):
-    env = Env()
+    # Content-Length bodies are bounded by maxRequestKB/maxResponseKB (5 MB
+    # by default, as Linkerd's): raised here, and checked at 5 MB below.
+    env = Env(extra="  maxRequestKB: 1048576\n  maxResponseKB: 1048576\n")
     try:
         size = 20 * 1024 * 1024
         p = curl(["-x", "%s:%d" % env.proxy, "http://hello/bytes/%d" % size, "-o", "/dev/null",
@@ -414,6 +416,102 @@ def test_prometheus_telemeter_path_and_prefix(c):
         router.stop()
 
 
+def test_client_timeouts(c):
+    env = Env(server_extra="    headerTimeoutMs: 1000\n    idleTimeoutMs: 1500\n")
+    try:
+        slow = RawConnection(env.proxy[1])
+        slow.send(b"GET / HTTP/1.1\r\nHost: hel")  # slowloris: never finishes
+        status, _, _ = env.get("hello")
+        c.eq(status, 200, "a normal request while a head dribbles in")
+        slow.send(b"l")
+        s, hdrs, _ = slow.response()
+        c.eq(s, 408, "an unfinished request head gets 408 after headerTimeoutMs")
+        c.check("headerTimeoutMs" in (header(hdrs, "l5d-err") or ""), "l5d-err names the limit: %r"
+                % header(hdrs, "l5d-err"))
+        c.check(slow.closed(), "the slow connection is closed")
+        idle = RawConnection(env.proxy[1])
+        idle.send(b"GET / HTTP/1.1\r\nHost: hello\r\n\r\n")
+        c.eq(idle.response()[0], 200, "first request on a keep-alive connection")
+        idle.send(b"GET / HTTP/1.1\r\nHost: hello\r\n\r\n")
+        c.eq(idle.response()[0], 200, "the connection is reused at once")
+        c.check(idle.closed(timeout=5), "an idle keep-alive connection is closed after idleTimeoutMs")
+    finally:
+        env.close()
+
+
+def test_size_limits_and_attempt_timeout(c):
+    env = Env(extra="""  maxRequestKB: 64
+  maxResponseKB: 64
+  client: {requestAttemptTimeoutMs: 300}
+""")
+    try:
+        s, hdrs, _ = http("POST", "http://hello/", body=b"x" * 70000, proxy=env.proxy)
+        c.eq(s, 413, "a Content-Length body over maxRequestKB")
+        c.check("maxRequestKB" in (header(hdrs, "l5d-err") or ""), "l5d-err names maxRequestKB")
+        s, _, body = http("POST", "http://hello/echo", body=iter([b"y" * 50000, b"y" * 50000]), proxy=env.proxy)
+        c.check(s == 200 and len(body) == 100000, "a chunked body over the limit streams (streamingEnabled): %d %d"
+                % (s, len(body)))
+        s, _, body = http("GET", "http://hello/bytes/60000", proxy=env.proxy)
+        c.check(s == 200 and len(body) == 60000, "a response under maxResponseKB")
+        s, hdrs, _ = http("GET", "http://hello/bytes/70000", proxy=env.proxy)
+        c.eq(s, 502, "a Content-Length response over maxResponseKB")
+        c.check("maxResponseKB" in (header(hdrs, "l5d-err") or ""), "l5d-err names maxResponseKB: %r"
+                % header(hdrs, "l5d-err"))
+        s, hdrs, _ = http("GET", "http://hello/slow?ms=3000", proxy=env.proxy)
+        c.eq(s, 503, "no response within client.requestAttemptTimeoutMs")
+        c.check("requestAttemptTimeoutMs" in (header(hdrs, "l5d-err") or ""), "l5d-err names the attempt timeout")
+        c.eq(env.get("hello")[0], 200, "the router serves on")
+    finally:
+        env.close()
+    env = Env(extra="  maxRequestKB: 64\n  maxResponseKB: 64\n  streamingEnabled: false\n")
+    try:
+        r = RawConnection(env.proxy[1])
+        r.send(b"POST /echo HTTP/1.1\r\nHost: hello\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(20):
+                r.send(b"2000\r\n" + b"z" * 0x2000 + b"\r\n")
+        except OSError:
+            pass  # the router may stop reading once it has answered
+        s, hdrs, _ = r.response()
+        c.check(s == 413 or s == 200, "an over-limit chunked upload ends: %d" % s)
+        if s == 200:
+            # The echo began before the limit was reached: the body is cut.
+            c.check(r.closed(), "the cut exchange closes the connection")
+        else:
+            c.check("maxRequestKB" in (header(hdrs, "l5d-err") or ""), "l5d-err names maxRequestKB")
+        r = RawConnection(env.proxy[1])
+        r.send(b"GET /bytes/100000?chunked=1 HTTP/1.1\r\nHost: hello\r\n\r\n")
+        try:
+            _, _, body = r.response()
+            c.fail("a chunked response over maxResponseKB came whole (%d bytes)" % len(body))
+        except (EOFError, ConnectionError):
+            c.check(True, "a chunked response over maxResponseKB is cut off without streaming")
+        c.eq(env.get("hello")[0], 200, "the router serves on")
+    finally:
+        env.close()
+
+
+def test_endpoint_answers_before_upload_ends(c):
+    env = Env()
+    try:
+        r = RawConnection(env.proxy[1])
+        r.send(b"POST /refuse HTTP/1.1\r\nHost: hello\r\nContent-Length: 4000000\r\n\r\n")
+        sent = 0
+        try:
+            for _ in range(8):
+                r.send(b"u" * 65536)
+                sent += 65536
+        except OSError:
+            pass
+        s, hdrs, body = r.response()
+        c.eq(s, 413, "the endpoint's early answer reaches the client (after %d body bytes)" % sent)
+        c.check(b"refused before reading" in body, "with the endpoint's body")
+        c.check(r.closed(), "the connection closes after the early answer")
+        c.eq(env.get("hello")[0], 200, "the router serves on")
+    finally:
+        env.close()
+
+
 def test_call_depth_timeout_and_balancers(c):
     disco = tempfile.mkdtemp(prefix="switchyard-disco-")
     a, b = Backend("a"), Backend("b")
@@ -506,6 +604,9 @@ TESTS = [
     test_endpoint_file_edit_under_traffic,
     test_disco_directory_created_after_start,
     test_malformed_requests_get_4xx_and_others_are_unaffected,
+    test_client_timeouts,
+    test_size_limits_and_attempt_timeout,
+    test_endpoint_answers_before_upload_ends,
     test_admin_endpoints,
     test_prometheus_telemeter_path_and_prefix,
     test_call_depth_timeout_and_balancers,

@@ -54,6 +54,8 @@ Routes (by the path of the target; the query string is not part of it)
                  Sec-WebSocket-Key: 101 Switching Protocols (with the RFC 6455
                  Sec-WebSocket-Accept), then echoes raw bytes (no framing)
                  until the client's EOF. Not an upgrade: 426.
+  /refuse        answers 413 with `Connection: close` before reading the
+                 request body, then reads and drops the rest until EOF.
   /stats         {"requests": N, "connections": M}: N counts the requests
                  received to any path but /stats (counted when their head has
                  been parsed), M every TCP connection accepted (the one asking
@@ -499,6 +501,19 @@ async def route_slow(state, req, reader, writer):
     return await route_default(state, req, reader, writer, consumed=consumed)
 
 
+async def route_refuse(state, req, reader, writer):
+    """Answers 413 before reading the request body, as a server with an
+    upload limit does, then reads and drops what the client still sends
+    (so that closing does not reset the connection under the answer)."""
+    req.keep_alive = False
+    req.response_started = True
+    await send_simple(state, req, writer, 413, "text/plain; charset=utf-8", b"refused before reading the body\n")
+    writer.write_eof()
+    while await reader.read(65536):
+        pass
+    return False
+
+
 async def route_ws(state, req, reader, writer):
     await consume_body(reader, req)
     if "websocket" not in req.tokens("upgrade") or "upgrade" not in req.tokens("connection"):
@@ -559,6 +574,8 @@ async def dispatch(state, req, reader, writer):
         return await route_default(state, req, reader, writer, force_close=True)
     if path == "/ws":
         return await route_ws(state, req, reader, writer)
+    if path == "/refuse":
+        return await route_refuse(state, req, reader, writer)
     return await route_default(state, req, reader, writer)
 
 
