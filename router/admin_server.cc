@@ -14,19 +14,31 @@ using nlohmann::json;
 
 namespace {
 
-json toJson(const runtime::ConfigNode& n) {
+// An unquoted YAML scalar that reads as a boolean or a number is shown as
+// one; everything else (quoted, or any other text) stays a string.
+nlohmann::ordered_json scalarJson(const runtime::ConfigNode& n) {
+  const std::string& t = n.text();
+  if (n.quoted() || t.empty()) return t;
+  if (t == "true" || t == "false") return t == "true";
+  auto j = nlohmann::ordered_json::parse(t, nullptr, /*allow_exceptions=*/false);
+  if (j.is_number()) return j;
+  return t;
+}
+
+// The configuration as read, keys in the file's order.
+nlohmann::ordered_json toJson(const runtime::ConfigNode& n) {
   switch (n.kind()) {
     case runtime::ConfigNode::Kind::Null:
       return nullptr;
     case runtime::ConfigNode::Kind::Scalar:
-      return n.text();
+      return scalarJson(n);
     case runtime::ConfigNode::Kind::List: {
-      json a = json::array();
+      auto a = nlohmann::ordered_json::array();
       for (const auto& i : n.items()) a.push_back(toJson(i));
       return a;
     }
     case runtime::ConfigNode::Kind::Map: {
-      json o = json::object();
+      auto o = nlohmann::ordered_json::object();
       for (const auto& [k, v] : n.entries()) o[k] = toJson(v);
       return o;
     }
