@@ -43,6 +43,42 @@ struct Plugin {
   std::function<std::unique_ptr<NamerHost>(const void* settings, const dtab::Path& prefix)> makeNamer;
 };
 
+// Typed builders, so that a plugin never casts: `read` checks the block and
+// returns its settings (nullopt once it has reported a problem); the factory
+// gets them back as they were read.
+template <class Settings>
+using SettingsReader = std::function<std::optional<Settings>(runtime::ConfigReader&)>;
+
+template <class Settings>
+std::function<std::shared_ptr<const void>(runtime::ConfigReader&)> typedCheck(SettingsReader<Settings> read) {
+  return [read = std::move(read)](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
+    auto settings = read(r);
+    if (!settings) return nullptr;
+    return std::make_shared<const Settings>(std::move(*settings));
+  };
+}
+
+template <class Settings>
+Plugin identifierPlugin(
+    std::string kind, SettingsReader<Settings> read,
+    std::function<std::unique_ptr<Identifier>(const Settings&, const IdentifierContext&)> make) {
+  Plugin p{PluginCategory::Identifier, std::move(kind), typedCheck<Settings>(std::move(read)), nullptr, nullptr};
+  p.makeIdentifier = [make = std::move(make)](const void* s, const IdentifierContext& ctx) {
+    return make(*static_cast<const Settings*>(s), ctx);
+  };
+  return p;
+}
+
+template <class Settings>
+Plugin namerPlugin(std::string kind, SettingsReader<Settings> read,
+                   std::function<std::unique_ptr<NamerHost>(const Settings&, const dtab::Path& prefix)> make) {
+  Plugin p{PluginCategory::Namer, std::move(kind), typedCheck<Settings>(std::move(read)), nullptr, nullptr};
+  p.makeNamer = [make = std::move(make)](const void* s, const dtab::Path& prefix) {
+    return make(*static_cast<const Settings*>(s), prefix);
+  };
+  return p;
+}
+
 // A `{kind: ..., ...}` block that passed its plugin's check.
 struct KindedConfig {
   std::string kind;

@@ -29,14 +29,11 @@ class HeaderPath final : public router::Identifier {
 }  // namespace
 
 router::Plugin headerIdentifier() {
-  return {router::PluginCategory::Identifier, "io.l5d.header",
-          [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
-            return std::make_shared<Settings>(Settings{r.string("header", "l5d-name")});
-          },
-          [](const void* s, const router::IdentifierContext& ctx) -> std::unique_ptr<router::Identifier> {
-            return std::make_unique<HeaderPath>(*static_cast<const Settings*>(s), ctx.dstPrefix);
-          },
-          nullptr};
+  return router::identifierPlugin<Settings>(
+      "io.l5d.header", [](runtime::ConfigReader& r) { return Settings{r.string("header", "l5d-name")}; },
+      [](const Settings& s, const router::IdentifierContext& ctx) {
+        return std::make_unique<HeaderPath>(s, ctx.dstPrefix);
+      });
 }
 
 }  // namespace switchyard::plugins

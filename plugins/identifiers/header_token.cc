@@ -26,14 +26,11 @@ class HeaderToken final : public router::Identifier {
 }  // namespace
 
 router::Plugin headerTokenIdentifier() {
-  return {router::PluginCategory::Identifier, "io.l5d.header.token",
-          [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
-            return std::make_shared<Settings>(Settings{r.string("header", "Host")});
-          },
-          [](const void* s, const router::IdentifierContext& ctx) -> std::unique_ptr<router::Identifier> {
-            return std::make_unique<HeaderToken>(*static_cast<const Settings*>(s), ctx.dstPrefix);
-          },
-          nullptr};
+  return router::identifierPlugin<Settings>(
+      "io.l5d.header.token", [](runtime::ConfigReader& r) { return Settings{r.string("header", "Host")}; },
+      [](const Settings& s, const router::IdentifierContext& ctx) {
+        return std::make_unique<HeaderToken>(s, ctx.dstPrefix);
+      });
 }
 
 }  // namespace switchyard::plugins

@@ -37,14 +37,11 @@ class MethodAndHost final : public router::Identifier {
 }  // namespace
 
 router::Plugin methodAndHostIdentifier() {
-  return {router::PluginCategory::Identifier, "io.l5d.methodAndHost",
-          [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
-            return std::make_shared<Settings>(Settings{r.boolean("httpUriInDst", false)});
-          },
-          [](const void* s, const router::IdentifierContext& ctx) -> std::unique_ptr<router::Identifier> {
-            return std::make_unique<MethodAndHost>(*static_cast<const Settings*>(s), ctx.dstPrefix);
-          },
-          nullptr};
+  return router::identifierPlugin<Settings>(
+      "io.l5d.methodAndHost", [](runtime::ConfigReader& r) { return Settings{r.boolean("httpUriInDst", false)}; },
+      [](const Settings& s, const router::IdentifierContext& ctx) {
+        return std::make_unique<MethodAndHost>(s, ctx.dstPrefix);
+      });
 }
 
 }  // namespace switchyard::plugins

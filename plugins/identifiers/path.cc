@@ -46,17 +46,17 @@ class PathIdentifier final : public router::Identifier {
 }  // namespace
 
 router::Plugin pathIdentifier() {
-  return {router::PluginCategory::Identifier, "io.l5d.path",
-          [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
-            Settings s;
-            s.segments = static_cast<std::size_t>(r.integer("segments", 1, 1, 1000));
-            s.consume = r.boolean("consume", false);
-            return std::make_shared<Settings>(s);
-          },
-          [](const void* s, const router::IdentifierContext& ctx) -> std::unique_ptr<router::Identifier> {
-            return std::make_unique<PathIdentifier>(*static_cast<const Settings*>(s), ctx.dstPrefix);
-          },
-          nullptr};
+  return router::identifierPlugin<Settings>(
+      "io.l5d.path",
+      [](runtime::ConfigReader& r) {
+        Settings s;
+        s.segments = static_cast<std::size_t>(r.integer("segments", 1, 1, 1000));
+        s.consume = r.boolean("consume", false);
+        return std::optional<Settings>(s);
+      },
+      [](const Settings& s, const router::IdentifierContext& ctx) {
+        return std::make_unique<PathIdentifier>(s, ctx.dstPrefix);
+      });
 }
 
 }  // namespace switchyard::plugins

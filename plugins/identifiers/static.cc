@@ -17,20 +17,19 @@ class StaticIdentifier final : public router::Identifier {
 }  // namespace
 
 router::Plugin staticIdentifier() {
-  return {router::PluginCategory::Identifier, "io.l5d.static",
-          [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
-            std::string text = r.requiredString("path");
-            auto path = dtab::Path::parse(text);
-            if (!path) {
-              r.problems().error(r.childPath("path"), path.error().message());
-              return nullptr;
-            }
-            return std::make_shared<dtab::Path>(*path);
-          },
-          [](const void* s, const router::IdentifierContext&) -> std::unique_ptr<router::Identifier> {
-            return std::make_unique<StaticIdentifier>(*static_cast<const dtab::Path*>(s));
-          },
-          nullptr};
+  return router::identifierPlugin<dtab::Path>(
+      "io.l5d.static",
+      [](runtime::ConfigReader& r) -> std::optional<dtab::Path> {
+        auto path = dtab::Path::parse(r.requiredString("path"));
+        if (!path) {
+          r.problems().error(r.childPath("path"), path.error().message());
+          return std::nullopt;
+        }
+        return *path;
+      },
+      [](const dtab::Path& path, const router::IdentifierContext&) {
+        return std::make_unique<StaticIdentifier>(path);
+      });
 }
 
 }  // namespace switchyard::plugins

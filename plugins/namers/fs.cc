@@ -108,15 +108,9 @@ Addr parseFsAddrs(const std::string& text, const std::string& filename) {
 }
 
 router::Plugin fsNamer() {
-  router::Plugin p{router::PluginCategory::Namer, "io.l5d.fs",
-                   [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
-                     return std::make_shared<FsNamerSettings>(FsNamerSettings{r.requiredString("rootDir")});
-                   },
-                   nullptr, nullptr};
-  p.makeNamer = [](const void* s, const Path& prefix) -> std::unique_ptr<router::NamerHost> {
-    return std::make_unique<FsNamerHost>(*static_cast<const FsNamerSettings*>(s), prefix);
-  };
-  return p;
+  return router::namerPlugin<FsNamerSettings>(
+      "io.l5d.fs", [](runtime::ConfigReader& r) { return FsNamerSettings{r.requiredString("rootDir")}; },
+      [](const FsNamerSettings& s, const Path& prefix) { return std::make_unique<FsNamerHost>(s, prefix); });
 }
 
 }  // namespace switchyard::plugins
