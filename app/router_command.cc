@@ -39,7 +39,7 @@ int runRouter(const RouterOptions& o) {
     return 0;
   }
   int workers = o.workers > 0 ? o.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  router::RouterProcess process(std::move(*cfg), std::move(*doc), registry, workers);
+  router::RouterProcess process(std::move(*cfg), std::move(*doc), registry, workers, o.config);
   return process.run();
 }
 

@@ -229,7 +229,7 @@ AdminServer::Reply AdminServer::reply(const std::string& method, const std::stri
     auto p = dtab::Path::parse(pathText);
     if (!p) return {400, "text/plain", "Invalid path: " + p.error().message() + "\n"};
     auto naming = ctx_.naming();
-    dtab::Delegator d(plan->config.dtab + *extra, naming->namers);
+    dtab::Delegator d(naming->dtabs[plan->index] + *extra, naming->namers);
     json tree = namer::delegateTreeToJson(d.delegate(*p));
     return {200, "application/json", tree.dump(-1, ' ', false, json::error_handler_t::replace)};
   }

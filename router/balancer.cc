@@ -32,6 +32,10 @@ void Balancer::update(const std::vector<dtab::Endpoint>& endpoints) {
   if (next_ >= endpoints_.size()) next_ = 0;
 }
 
+bool Balancer::anyAvailable(std::uint64_t nowMs) const {
+  return std::any_of(endpoints_.begin(), endpoints_.end(), [&](const auto& e) { return available(*e, nowMs); });
+}
+
 double Balancer::cost(const EndpointState& e, std::uint64_t nowMs) const {
   if (settings_.kind != "ewma") return static_cast<double>(e.inFlight);
   // Peak EWMA: the latency estimate decays towards 0 while idle, so a slow

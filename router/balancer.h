@@ -37,6 +37,9 @@ class Balancer {
   // Replaces the endpoint set; endpoints that stay keep their state.
   void update(const std::vector<dtab::Endpoint>& endpoints);
   bool empty() const { return endpoints_.empty(); }
+  // Whether some endpoint is not set aside: a union branch whose endpoints
+  // all are drops out of the split.
+  bool anyAvailable(std::uint64_t nowMs) const;
 
   std::shared_ptr<EndpointState> pick(std::uint64_t nowMs, std::mt19937_64& rng);
 

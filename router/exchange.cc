@@ -50,15 +50,26 @@ Exchange::Exchange(Worker& worker, ServerConnection& server, Route route, runtim
   if (chunkedIn_) head.headers.add("Transfer-Encoding", "chunked");
   head.headers.add("Via", "1.1 switchyard");
   head.headers.set("l5d-dst-service", route_.logicalName.show());
-  head.headers.set("l5d-dst-client", route_.bound.id.show());
-  if (route_.bound.residual.empty()) {
-    head.headers.remove("l5d-dst-residual");
-  } else {
-    head.headers.set("l5d-dst-residual", route_.bound.residual.show());
-  }
+  head.headers.remove("l5d-dst-client");
+  head.headers.remove("l5d-dst-residual");
   head.headers.set("l5d-reqid", randomId(worker_.rng()));
   head.versionMinor = 1;
-  headBytes_ = runtime::serializeRequestHead(head);
+  headPrefix_ = runtime::serializeRequestHead(head);
+  headPrefix_.resize(headPrefix_.size() - 2);  // the blank line: head() adds it
+}
+
+std::string Exchange::head() const {
+  std::string h = headPrefix_;
+  h += "l5d-dst-client: ";
+  h += route_.bound.id.show();
+  h += "\r\n";
+  if (!route_.bound.residual.empty()) {
+    h += "l5d-dst-residual: ";
+    h += route_.bound.residual.show();
+    h += "\r\n";
+  }
+  h += "\r\n";
+  return h;
 }
 
 Exchange::~Exchange() { detach(); }
@@ -79,6 +90,10 @@ void Exchange::start() {
     });
   }
   startAttemptTimer();
+  startAttempt();
+}
+
+void Exchange::startAttempt() {
   if (auto pooled = worker_.pool().take(route_.endpoint->key)) {
     attach(std::move(pooled), true);
     return;
@@ -86,6 +101,20 @@ void Exchange::start() {
   connect();
 }
 
+bool Exchange::requeue() {
+  // Nothing was sent: the request (its body so far is in buffered_) can go
+  // elsewhere. The failed endpoint is set aside by now, so the balancer, or
+  // the union, chooses another.
+  if (requeues_ >= kMaxRequeues || !server_ || !route_.tree) return false;
+  auto next = worker_.reroute(route_);
+  if (!next || next->endpoint == route_.endpoint) return false;  // nowhere else to go
+  ++requeues_;
+  route_ = std::move(*next);
+  server_->rerouted(route_.bound.id);
+  Balancer::started(*route_.endpoint);
+  startAttempt();
+  return true;
+}
 void Exchange::startAttemptTimer() {
   std::int64_t ms = server_->plan().config.client.requestAttemptTimeoutMs;
   if (ms <= 0) return;
@@ -104,11 +133,15 @@ void Exchange::connect() {
     return;
   }
   auto timeoutMs = static_cast<std::uint64_t>(server_->plan().config.client.connectTimeoutMs);
-  connecting_ = runtime::TcpConnect::start(worker_.loop(), *addr, timeoutMs, [this](auto result) {
+  std::uint64_t startedMs = worker_.loop().nowMs();
+  connecting_ = runtime::TcpConnect::start(worker_.loop(), *addr, timeoutMs, [this, startedMs, timeoutMs](auto result) {
     // connecting_ is this callback's owner: release it after the call.
     worker_.loop().deleteLater(std::move(connecting_));
     if (!result) {
       report(/*connectFailed=*/true);
+      // A refused or reset connect is requeued; one that timed out is not,
+      // or a black-holed endpoint would multiply the wait.
+      if (worker_.loop().nowMs() - startedMs < timeoutMs && requeue()) return;
       fail({Failure::Kind::ConnectFailed,
             result.error() + " while forwarding to " + route_.bound.id.show() + " for " + route_.logicalName.show(),
             true});
@@ -132,7 +165,9 @@ void Exchange::attach(runtime::TcpStreamPtr stream, bool pooled) {
     if (server_) server_->upstreamDrained();
   });
   upstream_->startReading();
-  std::string first = headBytes_ + buffered_;
+  std::string first = head();
+  sentHeadSize_ = first.size();
+  first += buffered_;
   buffered_.clear();
   sendUpstream(std::move(first));
 }
@@ -246,7 +281,7 @@ void Exchange::onClosed(const std::string& error) {
     retried_ = true;
     buffered_ = std::move(*replay_) + buffered_;
     replay_.reset();
-    buffered_.erase(0, headBytes_.size());  // attach() sends the head again
+    buffered_.erase(0, sentHeadSize_);  // attach() sends the head again
     upstream_.reset();
     parser_.reset();
     startAttemptTimer();

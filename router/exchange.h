@@ -48,19 +48,29 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   void onMessageEnd() override;
 
   void feedResponse(std::string_view data);
+  std::string head() const;
+  void startAttempt();  // a pooled connection, or a new one
   void connect();
+  // After a failed connect: true if the request went to another endpoint.
+  bool requeue();
   void startAttemptTimer();  // with client.requestAttemptTimeoutMs
   void attach(runtime::TcpStreamPtr stream, bool pooled);
   void sendUpstream(std::string bytes);
   void fail(Failure failure);
   void maybeFinish();
   void report(bool connectFailed);
+  static constexpr int kMaxRequeues = 2;
   std::string describeTarget() const;
 
   Worker& worker_;
   ServerConnection* server_;
   Route route_;
-  std::string headBytes_;          // the serialized request head
+  // The serialized request head without the headers that name the chosen
+  // leaf (l5d-dst-client, l5d-dst-residual) and the blank line ending it:
+  // a request sent elsewhere after a failed connect gets new ones.
+  std::string headPrefix_;
+  std::size_t sentHeadSize_ = 0;
+  int requeues_ = 0;
   bool chunkedIn_ = false;         // request body is chunked
   bool upgrade_ = false;
   bool headRequest_ = false;

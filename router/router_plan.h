@@ -3,8 +3,9 @@
 // RouterPlan: one configured router, ready to serve: its checked config and
 // the objects built from it that every worker shares read-only (the
 // identifier chain is const and stateless, so workers call it concurrently).
-// NamingState: the configured namers' current snapshots, replaced whole and
-// posted to every worker when a namer changes.
+// NamingState: the routers' dtabs and the configured namers' current
+// snapshots, replaced whole and posted to every worker when a namer changes
+// or the dtabs are reloaded.
 
 #include <cstdint>
 #include <memory>
@@ -18,12 +19,14 @@
 namespace switchyard::router {
 
 struct RouterPlan {
-  RouterConfig config;
+  std::size_t index = 0;  // in the config's routers list, and in NamingState::dtabs
+  RouterConfig config;    // config.dtab is the dtab at start; NamingState has the current one
   std::unique_ptr<Identifier> identifier;
   BalancerSettings balancer;
 };
 
 struct NamingState {
+  std::vector<dtab::Dtab> dtabs;  // per router, in config order
   std::vector<dtab::NamerEntry> namers;
   std::uint64_t generation = 0;
 };

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -10,11 +11,62 @@
 
 namespace switchyard::router {
 
-RouterProcess::RouterProcess(Config config, runtime::ConfigNode source, const PluginRegistry&, int workers)
-    : config_(std::move(config)), source_(std::move(source)), workerCount_(workers) {
+namespace {
+
+bool sameNode(const runtime::ConfigNode& a, const runtime::ConfigNode& b) {
+  if (a.kind() != b.kind()) return false;
+  switch (a.kind()) {
+    case runtime::ConfigNode::Kind::Null:
+      return true;
+    case runtime::ConfigNode::Kind::Scalar:
+      return a.text() == b.text() && a.quoted() == b.quoted();
+    case runtime::ConfigNode::Kind::List:
+      return std::equal(a.items().begin(), a.items().end(), b.items().begin(), b.items().end(), sameNode);
+    case runtime::ConfigNode::Kind::Map:
+      return std::equal(a.entries().begin(), a.entries().end(), b.entries().begin(), b.entries().end(),
+                        [](const auto& x, const auto& y) { return x.first == y.first && sameNode(x.second, y.second); });
+  }
+  return false;
+}
+
+// The document without the routers' dtabs: what must stay the same for a
+// reload to apply without a restart.
+runtime::ConfigNode withoutDtabs(const runtime::ConfigNode& root) {
+  if (!root.isMap()) return root;
+  std::vector<std::pair<std::string, runtime::ConfigNode>> entries;
+  for (const auto& [key, value] : root.entries()) {
+    if (key != "routers" || !value.isList()) {
+      entries.emplace_back(key, value);
+      continue;
+    }
+    std::vector<runtime::ConfigNode> routers;
+    for (const auto& r : value.items()) {
+      if (!r.isMap()) {
+        routers.push_back(r);
+        continue;
+      }
+      std::vector<std::pair<std::string, runtime::ConfigNode>> kept;
+      for (const auto& e : r.entries()) {
+        if (e.first != "dtab" && e.first != "baseDtab") kept.push_back(e);
+      }
+      routers.push_back(runtime::ConfigNode::map(std::move(kept)));
+    }
+    entries.emplace_back(key, runtime::ConfigNode::list(std::move(routers)));
+  }
+  return runtime::ConfigNode::map(std::move(entries));
+}
+
+}  // namespace
+
+RouterProcess::RouterProcess(Config config, runtime::ConfigNode source, const PluginRegistry& registry,
+                             int workers, std::string configFile)
+    : config_(std::move(config)), source_(std::move(source)), registry_(registry),
+      configFile_(std::move(configFile)), workerCount_(workers) {
   for (const auto& rc : config_.routers) {
     auto plan = std::make_unique<RouterPlan>();
+    plan->index = plans_.size();
     plan->config = rc;
+    dtabs_.push_back(rc.dtab);
     std::vector<std::unique_ptr<Identifier>> ids;
     IdentifierContext ctx{rc.dstPrefix};
     for (const auto& k : rc.identifiers) ids.push_back(k.plugin->makeIdentifier(k.settings.get(), ctx));
@@ -31,6 +83,7 @@ RouterProcess::RouterProcess(Config config, runtime::ConfigNode source, const Pl
     namers_.emplace_back(n.prefix, n.plugin.plugin->makeNamer(n.plugin.settings.get(), n.prefix));
   }
   auto state = std::make_shared<NamingState>();
+  state->dtabs = dtabs_;
   for (auto& [prefix, host] : namers_) state->namers.push_back({prefix, host->current()});
   naming_ = state;
 }
@@ -44,12 +97,50 @@ RouterProcess::~RouterProcess() {
 void RouterProcess::publishNaming() {
   auto state = std::make_shared<NamingState>();
   state->generation = naming_->generation + 1;
+  state->dtabs = dtabs_;
   for (auto& [prefix, host] : namers_) state->namers.push_back({prefix, host->current()});
   naming_ = state;
   for (auto& w : workers_) {
     Worker* worker = w.get();
     worker->loop().post([worker, state] { worker->setNaming(state); });
   }
+}
+
+void RouterProcess::reload(const char* why) {
+  if (shuttingDown_) return;
+  auto doc = runtime::loadConfigFile(configFile_);
+  if (!doc) {
+    std::fprintf(stderr, "switchyard: reload (%s) failed, keeping the running config: %s\n", why, doc.error().c_str());
+    return;
+  }
+  if (sameNode(*doc, source_)) return;  // the file was touched, not changed
+  auto cfg = checkConfig(*doc, registry_);
+  if (!cfg) {
+    for (const auto& e : cfg.error()) {
+      std::fprintf(stderr, "switchyard: reload (%s) failed, keeping the running config: %s: %s\n", why,
+                   configFile_.c_str(), e.c_str());
+    }
+    return;
+  }
+  bool onlyDtabs = sameNode(withoutDtabs(*doc), withoutDtabs(source_));
+  if (!onlyDtabs) {
+    std::fprintf(stderr,
+                 "switchyard: reload (%s): %s changed beyond routers[].dtab; only dtabs are applied while "
+                 "running, the rest takes effect at the next start\n",
+                 why, configFile_.c_str());
+  }
+  std::vector<std::string> changed;
+  for (const auto& rc : cfg->routers) {
+    for (const auto& plan : plans_) {
+      if (plan->config.label != rc.label || dtabs_[plan->index].show() == rc.dtab.show()) continue;
+      dtabs_[plan->index] = rc.dtab;
+      changed.push_back("router " + rc.label + " has a new dtab: " + rc.dtab.show());
+    }
+  }
+  if (onlyDtabs) source_ = std::move(*doc);
+  if (changed.empty()) return;
+  for (const auto& line : changed) std::fprintf(stderr, "switchyard: reload (%s): %s\n", why, line.c_str());
+  publishNaming();
 }
 
 void RouterProcess::collectMetrics(std::function<void(MetricsSnapshot)> done) {
@@ -140,6 +231,14 @@ int RouterProcess::run() {
   // SIGTERM and SIGINT drain, on the main loop.
   runtime::SignalWatch sigterm(loop_, SIGTERM, [this] { shutdown(); });
   runtime::SignalWatch sigint(loop_, SIGINT, [this] { shutdown(); });
+  // Dtab changes apply at once: on SIGHUP, or when the config's directory
+  // changes (an editor's save, a Kubernetes ConfigMap's symlink swap).
+  runtime::SignalWatch sighup(loop_, SIGHUP, [this] { reload("SIGHUP"); });
+  if (!configFile_.empty()) {
+    auto slash = configFile_.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : configFile_.substr(0, slash);
+    configWatch_ = runtime::FsWatch::start(loop_, dir, 100, [this] { reload("the file changed"); });
+  }
 
   for (auto& w : workers_) w->startThread();
 
@@ -159,6 +258,7 @@ int RouterProcess::run() {
 
   loop_.run();
 
+  configWatch_.reset();
   admin_.reset();
   namers_.clear();
   workers_.clear();

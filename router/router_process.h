@@ -16,13 +16,15 @@
 #include "router/router_plan.h"
 #include "router/worker.h"
 #include "runtime/config_node.h"
+#include "runtime/fs_watch.h"
 #include "runtime/loop.h"
 
 namespace switchyard::router {
 
 class RouterProcess {
  public:
-  RouterProcess(Config config, runtime::ConfigNode source, const PluginRegistry& registry, int workers);
+  RouterProcess(Config config, runtime::ConfigNode source, const PluginRegistry& registry, int workers,
+                std::string configFile);
   ~RouterProcess();
 
   // Binds every port (or fails, naming the one that could not be bound),
@@ -31,12 +33,17 @@ class RouterProcess {
 
  private:
   void publishNaming();
+  // Reads the config file again and applies its dtabs if it is valid.
+  void reload(const char* why);
   void shutdown();
   std::string portsJson() const;
   void collectMetrics(std::function<void(MetricsSnapshot)> done);
 
   Config config_;
   runtime::ConfigNode source_;
+  const PluginRegistry& registry_;
+  std::string configFile_;
+  std::vector<dtab::Dtab> dtabs_;  // the current ones, per router
   int workerCount_;
   runtime::Loop loop_;
   std::vector<std::unique_ptr<RouterPlan>> plans_;
@@ -47,6 +54,7 @@ class RouterProcess {
   std::uint16_t adminPort_ = 0;
   std::vector<std::vector<std::uint16_t>> ports_;
   bool shuttingDown_ = false;
+  std::unique_ptr<runtime::FsWatch> configWatch_;
 };
 
 }  // namespace switchyard::router

@@ -142,6 +142,8 @@ void ServerConnection::updateReading() {
 
 void ServerConnection::upstreamDrained() { updateReading(); }
 
+void ServerConnection::rerouted(const dtab::Path& client) { clientId_ = client.show().substr(1); }
+
 void ServerConnection::recordRequest(int status) {
   if (recorded_) return;
   recorded_ = true;

@@ -36,6 +36,7 @@ class ServerConnection final : public runtime::TcpStream::Handler, public runtim
   void exchangeDone(bool reusable);              // response complete
   void exchangeAborted();                        // mid-response: the connection must close
   void upstreamDrained();                        // the endpoint took what we sent
+  void rerouted(const dtab::Path& client);       // the request went to another bound name
   bool clientKeepAlive() const { return keepAlive_; }
   int clientVersionMinor() const { return versionMinor_; }
   const RouterPlan& plan() const { return plan_; }

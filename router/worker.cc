@@ -43,31 +43,6 @@ void clearContextHeaders(runtime::HttpHeaders& headers) {
   });
 }
 
-// Picks a branch of a union by weight (leaves pass through).
-const dtab::BoundName* chooseLeaf(const dtab::NameTree<dtab::BoundName>& tree, std::mt19937_64& rng) {
-  using K = dtab::NameTree<dtab::BoundName>::Kind;
-  const dtab::NameTree<dtab::BoundName>* t = &tree;
-  while (t->kind() == K::Union) {
-    double total = 0;
-    for (const auto& w : t->weighted()) total += w.weight;
-    if (total <= 0) {
-      t = &t->weighted().front().tree;
-      continue;
-    }
-    double x = std::uniform_real_distribution<double>(0, total)(rng);
-    const dtab::NameTree<dtab::BoundName>* pick = &t->weighted().back().tree;
-    for (const auto& w : t->weighted()) {
-      if (x < w.weight) {
-        pick = &w.tree;
-        break;
-      }
-      x -= w.weight;
-    }
-    t = pick;
-  }
-  return t->kind() == K::Leaf ? &t->value() : nullptr;
-}
-
 }  // namespace
 
 Worker::Worker(const std::vector<std::unique_ptr<RouterPlan>>& plans, std::shared_ptr<const NamingState> naming)
@@ -174,8 +149,14 @@ const Worker::Binding& Worker::bind(const RouterPlan& plan, const dtab::Dtab& lo
   // A hostile stream of distinct per-request dtabs must not grow the cache
   // without bound.
   if (bindings_.size() > 10'000) bindings_.clear();
-  dtab::Delegator delegator(plan.config.dtab + local, naming_->namers);
-  Binding b{naming_->generation, delegator.bind(name)};
+  dtab::Delegator delegator(naming_->dtabs[plan.index] + local, naming_->namers);
+  auto bound = delegator.bind(name);
+  Binding b{naming_->generation, nullptr, std::nullopt};
+  if (bound) {
+    b.tree = std::make_shared<const BoundTree>(std::move(*bound));
+  } else {
+    b.error = std::move(bound.error());
+  }
   return bindings_.insert_or_assign(std::move(key), std::move(b)).first->second;
 }
 
@@ -202,48 +183,80 @@ Expected<Route, Failure> Worker::route(const RouterPlan& plan, bool clearContext
   };
 
   const Binding& b = bind(plan, *local, name);
-  auto where = [&] {
-    std::string s = "dtab: " + cfg.dtab.show();
-    if (!local->empty()) s += "; l5d-dtab: " + local->show();
+  dtab::Dtab localDtab = std::move(*local);
+  auto where = [&, index = plan.index] {
+    std::string s = "dtab: " + naming_->dtabs[index].show();
+    if (!localDtab.empty()) s += "; l5d-dtab: " + localDtab.show();
     return s;
   };
-  if (!b.tree) {
+  if (b.error) {
     return fail(Failure{Failure::Kind::NamingFailed,
-                              "delegating " + name.show() + " failed: " + b.tree.error().message + " (" + where() + ")",
-                              false});
+                        "delegating " + name.show() + " failed: " + b.error->message + " (" + where() + ")", false});
   }
-  const auto& tree = *b.tree;
-  if (tree.isNeg() || tree.isFail() || tree.isEmpty()) {
-    const char* what = tree.isNeg() ? "~ (no dtab entry or namer claims it)"
-                       : tree.isFail() ? "! (the dtab says fail)"
-                                       : "$ (empty)";
-    return fail(Failure{Failure::Kind::NoHosts,
-                              "no hosts are available for " + name.show() + ": it binds to " + what + " (" + where() + ")",
-                              false});
-  }
-  const dtab::BoundName* leaf = chooseLeaf(tree, rng_);
-  if (leaf == nullptr) {
-    return fail(Failure{Failure::Kind::NoHosts, "no hosts are available for " + name.show(), false});
-  }
-  const dtab::Addr& addr = leaf->addr;
-  if (addr.kind != dtab::Addr::Kind::Bound || addr.endpoints.empty()) {
-    std::string why = addr.kind == dtab::Addr::Kind::Failed ? addr.error : "it has no endpoints";
-    return fail(Failure{Failure::Kind::NoHosts,
-                              "no hosts are available for " + name.show() + ": it binds to " + leaf->id.show() +
-                                  ", but " + why,
-                              false});
-  }
-  std::string bkey = cfg.label + '\n' + leaf->id.show();
-  auto bit = balancers_.find(bkey);
-  if (bit == balancers_.end()) bit = balancers_.emplace(bkey, BalancerEntry{Balancer(plan.balancer)}).first;
-  BalancerEntry& entry = bit->second;
+  return pick(plan, name, b.tree, where);
+}
+
+Worker::BalancerEntry& Worker::balancerFor(const RouterPlan& plan, const dtab::BoundName& leaf) {
+  std::string key = plan.config.label + '\n' + leaf.id.show();
+  auto it = balancers_.find(key);
+  if (it == balancers_.end()) it = balancers_.emplace(std::move(key), BalancerEntry{Balancer(plan.balancer)}).first;
+  BalancerEntry& entry = it->second;
   // Endpoint sets change only with the naming generation: update then.
   if (entry.generation != naming_->generation) {
-    entry.balancer.update(addr.endpoints);
+    entry.balancer.update(leaf.addr.endpoints);
     entry.generation = naming_->generation;
   }
+  return entry;
+}
+
+Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& name,
+                                      std::shared_ptr<const BoundTree> tree,
+                                      const std::function<std::string()>& where) {
+  auto fail = [&](std::string message) {
+    Failure f{Failure::Kind::NoHosts, "no hosts are available for " + name.show() + ": " + std::move(message), false};
+    f.service = name.show();
+    return Unexpected(std::move(f));
+  };
+  if (tree->isNeg() || tree->isFail() || tree->isEmpty()) {
+    const char* what = tree->isNeg() ? "~ (no dtab entry or namer claims it)"
+                       : tree->isFail() ? "! (the dtab says fail)"
+                                        : "$ (empty)";
+    return fail(std::string("it binds to ") + what + " (" + where() + ")");
+  }
+  auto hasEndpoints = [](const dtab::BoundName& leaf) {
+    return leaf.addr.kind == dtab::Addr::Kind::Bound && !leaf.addr.endpoints.empty();
+  };
+  const dtab::BoundName* leaf = nullptr;
+  if (tree->kind() == BoundTree::Kind::Leaf) {
+    leaf = &tree->value();  // the common case: nothing to choose
+  } else {
+    // A union branch (or an alternative) whose endpoints are all set aside
+    // after failures takes no requests while another can; if none can, the
+    // balancers try anyway rather than fail outright.
+    std::uint64_t now = loop_.nowMs();
+    leaf = pickLeaf(*tree, [&](const dtab::BoundName& l) {
+      return hasEndpoints(l) && balancerFor(plan, l).balancer.anyAvailable(now);
+    }, rng_);
+    if (leaf == nullptr) leaf = pickLeaf(*tree, hasEndpoints, rng_);
+    if (leaf == nullptr) {
+      return fail("none of the names it binds to has endpoints: " +
+                  describeLeaves(*tree, [](const dtab::BoundName& l) {
+                    return l.addr.kind == dtab::Addr::Kind::Failed ? l.addr.error : std::string("no endpoints");
+                  }));
+    }
+  }
+  if (!hasEndpoints(*leaf)) {
+    std::string why = leaf->addr.kind == dtab::Addr::Kind::Failed ? leaf->addr.error : "it has no endpoints";
+    return fail("it binds to " + leaf->id.show() + ", but " + why);
+  }
+  BalancerEntry& entry = balancerFor(plan, *leaf);
   auto endpoint = entry.balancer.pick(loop_.nowMs(), rng_);
-  return Route{name, *leaf, std::move(endpoint), &entry.balancer};
+  return Route{&plan, name, std::move(tree), *leaf, std::move(endpoint), &entry.balancer};
+}
+
+Expected<Route, Failure> Worker::reroute(const Route& failed) {
+  return pick(*failed.plan, failed.logicalName, failed.tree,
+              [&] { return "dtab: " + naming_->dtabs[failed.plan->index].show(); });
 }
 
 }  // namespace switchyard::router

@@ -5,7 +5,9 @@
 // cache and balancers. Workers share only immutable plans and naming
 // snapshots (posted to each loop), so the request path takes no lock.
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <random>
 #include <set>
@@ -17,6 +19,7 @@
 #include "router/balancer.h"
 #include "router/client_pool.h"
 #include "router/failure.h"
+#include "router/leaf_picker.h"
 #include "router/metrics.h"
 #include "router/router_plan.h"
 #include "runtime/loop.h"
@@ -27,9 +30,13 @@ namespace switchyard::router {
 
 class ServerConnection;
 
-// Where one request goes.
+// Where one request goes: its logical name, the tree that name bound to
+// (kept, so that a request whose connect fails can be sent elsewhere), the
+// leaf chosen and the endpoint.
 struct Route {
+  const RouterPlan* plan = nullptr;
   dtab::Path logicalName;
+  std::shared_ptr<const BoundTree> tree;
   dtab::BoundName bound;
   std::shared_ptr<EndpointState> endpoint;
   Balancer* balancer = nullptr;  // owned by the worker; outlives the request
@@ -57,6 +64,9 @@ class Worker {
   // Identification, per-request dtab, binding and balancing, in that order.
   // May rewrite `head` (context headers, the target). Loop thread.
   Expected<Route, Failure> route(const RouterPlan& plan, bool clearContext, runtime::RequestHead& head);
+  // Chooses again for a request whose connect failed: the failed endpoint
+  // is set aside by then, so another endpoint or union branch is taken.
+  Expected<Route, Failure> reroute(const Route& failed);
 
   ClientPool& pool() { return pool_; }
   std::mt19937_64& rng() { return rng_; }
@@ -69,9 +79,19 @@ class Worker {
  private:
   struct Binding {
     std::uint64_t generation;
-    Expected<dtab::NameTree<dtab::BoundName>, dtab::DelegateError> tree;
+    std::shared_ptr<const BoundTree> tree;  // or
+    std::optional<dtab::DelegateError> error;
+  };
+  struct BalancerEntry {
+    Balancer balancer;
+    std::uint64_t generation = ~std::uint64_t{0};
   };
   const Binding& bind(const RouterPlan& plan, const dtab::Dtab& local, const dtab::Path& name);
+  // The balancer of a bound leaf, its endpoints brought up to date.
+  BalancerEntry& balancerFor(const RouterPlan& plan, const dtab::BoundName& leaf);
+  // The leaf and endpoint for one request; `where` names the dtabs in force.
+  Expected<Route, Failure> pick(const RouterPlan& plan, const dtab::Path& name, std::shared_ptr<const BoundTree> tree,
+                                const std::function<std::string()>& where);
   void maybeFinishDrain();
 
   const std::vector<std::unique_ptr<RouterPlan>>& plans_;
@@ -80,10 +100,6 @@ class Worker {
   std::vector<std::unique_ptr<runtime::TcpListener>> listeners_;
   std::set<ServerConnection*> connections_;
   std::map<std::string, Binding> bindings_;   // (router, local dtab, name) -> bound tree
-  struct BalancerEntry {
-    Balancer balancer;
-    std::uint64_t generation = ~std::uint64_t{0};
-  };
   std::map<std::string, BalancerEntry> balancers_;  // (router, bound id) -> balancer
   ClientPool pool_;
   std::mt19937_64 rng_;
