@@ -287,6 +287,27 @@ def test_invalid_dtab_reload_keeps_the_running_one(c):
         env.close()
 
 
+def test_canary_example_and_shift_script(c):
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    example = os.path.join(root, "examples", "canary", "linkerd.yaml")
+    shift = os.path.join(root, "examples", "canary", "shift")
+    copy = os.path.join(tempfile.mkdtemp(prefix="switchyard-canary-"), "canary.yaml")
+    with open(example) as f, open(copy, "w") as out:
+        out.write(f.read())
+    for percent, want in (("10", "90.00*/#/io.l5d.fs/world-v1 & 10.00*/#/io.l5d.fs/world-v2"),
+                          ("0", "/svc/world=>/#/io.l5d.fs/world-v1"),
+                          ("100", "/svc/world=>/#/io.l5d.fs/world-v2")):
+        p = harness.subprocess.run([shift, percent, copy], capture_output=True, text=True)
+        c.eq(p.returncode, 0, "shift %s: %s" % (percent, p.stderr))
+        p = harness.subprocess.run([BINARY, "router", "--check", "-c", copy], capture_output=True, text=True)
+        c.eq(p.returncode, 0, "the shifted config is valid (%s%%): %s" % (percent, p.stderr))
+        dtab_line = [line for line in open(copy) if "/svc/world =>" in line][0]
+        p = harness.subprocess.run([BINARY, "dtab", "check", dtab_line.strip()], capture_output=True, text=True)
+        c.check(want in p.stdout, "shift %s%% writes %s: %r" % (percent, want, p.stdout))
+    p = harness.subprocess.run([shift, "150", copy], capture_output=True, text=True)
+    c.eq(p.returncode, 2, "shift refuses a percentage over 100")
+
+
 TESTS = [
     test_weighted_split_within_tolerance,
     test_weight_change_under_load_moves_traffic_within_a_second,
@@ -295,6 +316,7 @@ TESTS = [
     test_branch_whose_backend_dies_drops_out,
     test_nested_unions_alternatives_and_empty_branches,
     test_invalid_dtab_reload_keeps_the_running_one,
+    test_canary_example_and_shift_script,
 ]
 
 if __name__ == "__main__":
