@@ -1,5 +1,7 @@
 #include "dtab/delegator.h"
 
+#include <algorithm>
+
 #include <optional>
 #include <utility>
 
@@ -89,8 +91,14 @@ std::string show(const NameTree<BoundName>& tree) {
 
 Delegator::Delegator(Dtab dtab, std::vector<NamerEntry> namers, DelegateOptions options)
     : dtab_(std::move(dtab)), namers_(std::move(namers)), options_(options) {
-  const auto& sys = systemNamers();
-  namers_.insert(namers_.end(), sys.begin(), sys.end());
+  // A process's own /$/ namers (inet with a DNS resolver) replace the
+  // system ones of the same prefix, so their Neg (NXDOMAIN) is final.
+  std::size_t given = namers_.size();
+  for (const auto& sys : systemNamers()) {
+    bool replaced = std::any_of(namers_.begin(), namers_.begin() + static_cast<std::ptrdiff_t>(given),
+                                [&](const NamerEntry& e) { return e.prefix == sys.prefix; });
+    if (!replaced) namers_.push_back(sys);
+  }
 }
 
 Expected<NameTree<Name>, DelegateError> Delegator::lookupNamers(const Path& path) const {

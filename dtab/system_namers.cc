@@ -20,28 +20,46 @@ std::optional<std::uint64_t> parseDecimal(std::string_view s, std::size_t maxDig
 
 bool isInteger(std::string_view s) { return parseDecimal(s).has_value(); }
 
-// The address a host element stands for now, without DNS.
-Addr addrFor(const std::string& host, std::uint64_t port) {
-  std::optional<std::string> ip = host == "localhost" ? "127.0.0.1" : parseIpLiteral(host);
-  if (!ip) {
-    // The host is printed as a path element would be, so hostile bytes
-    // cannot reach a log or a terminal raw.
-    std::string shown;
-    Path::showElem(host, shown);
-    return Addr::failed("cannot resolve host name '" + shown +
-                        "': this build has no DNS resolver yet; use an IP literal");
-  }
-  return Addr::bound({Endpoint{*ip, static_cast<std::uint16_t>(port), 1.0, {}}});
-}
-
 NamerResult boundLeaf(Path id, Path residual, Addr addr) {
   return NameTree<Name>::leaf(BoundName{std::move(id), std::move(residual), std::move(addr)});
+}
+
+// The leaf a host element and port stand for now: an IP literal at once, a
+// host name as `hosts` knows it (Neg if it does not exist).
+NamerResult hostLeaf(const HostTable* hosts, const std::string& host, std::uint64_t port, Path id, Path residual) {
+  std::optional<std::string> ip = host == "localhost" ? "127.0.0.1" : parseIpLiteral(host);
+  auto endpoint = [&](const std::string& addr) { return Endpoint{addr, static_cast<std::uint16_t>(port), 1.0, {}}; };
+  if (ip) return boundLeaf(std::move(id), std::move(residual), Addr::bound({endpoint(*ip)}));
+  // The host is printed as a path element would be, so hostile bytes cannot
+  // reach a log or a terminal raw.
+  std::string shown;
+  Path::showElem(host, shown);
+  if (hosts == nullptr) {
+    return boundLeaf(std::move(id), std::move(residual),
+                     Addr::failed("cannot resolve host name '" + shown + "' here: there is no DNS resolver"));
+  }
+  HostAnswer a = hosts->lookup(host);
+  switch (a.kind) {
+    case HostAnswer::Kind::Unknown:
+      return boundLeaf(std::move(id), std::move(residual), Addr::pending());
+    case HostAnswer::Kind::NotFound:
+      return NameTree<Name>::neg();
+    case HostAnswer::Kind::Failed:
+      return boundLeaf(std::move(id), std::move(residual),
+                       Addr::failed("cannot resolve host name '" + shown + "': " + a.error));
+    case HostAnswer::Kind::Addresses:
+      break;
+  }
+  std::vector<Endpoint> endpoints;
+  for (const auto& addr : a.ips) endpoints.push_back(endpoint(addr));
+  return boundLeaf(std::move(id), std::move(residual), Addr::bound(std::move(endpoints)));
 }
 
 // /$/inet and /$/fixedinet: /<host>/<port>[/rest] or /<port>[/rest].
 class InetNamer final : public Namer {
  public:
-  explicit InetNamer(Path prefix) : prefix_(std::move(prefix)) {}
+  InetNamer(Path prefix, std::shared_ptr<const HostTable> hosts)
+      : prefix_(std::move(prefix)), hosts_(std::move(hosts)) {}
 
   NamerResult lookup(const Path& r) const override {
     std::string host;
@@ -64,17 +82,18 @@ class InetNamer final : public Namer {
     if (p > 65535) {
       return Unexpected((prefix_ + r).show() + ": port " + port + " is out of range 0-65535");
     }
-    Path id = prefix_ + r.take(used);
-    return boundLeaf(std::move(id), r.drop(used), addrFor(host.empty() ? "localhost" : host, p));
+    return hostLeaf(hosts_.get(), host.empty() ? "localhost" : host, p, prefix_ + r.take(used), r.drop(used));
   }
 
  private:
   Path prefix_;
+  std::shared_ptr<const HostTable> hosts_;
 };
 
 // /$/io.buoyant.rinet/<port>/<host>[/rest]: inet with the port first.
 class RinetNamer final : public Namer {
  public:
+  explicit RinetNamer(std::shared_ptr<const HostTable> hosts) : hosts_(std::move(hosts)) {}
   NamerResult lookup(const Path& r) const override {
     static const Path kPrefix{"$", "io.buoyant.rinet"};
     // Linkerd answers Neg for any other shape, so an Alt can fall back.
@@ -83,8 +102,11 @@ class RinetNamer final : public Namer {
     if (p > 65535) {
       return Unexpected((kPrefix + r).show() + ": port " + r[0] + " is out of range 0-65535");
     }
-    return boundLeaf(kPrefix + r.take(2), r.drop(2), addrFor(r[1], p));
+    return hostLeaf(hosts_.get(), r[1], p, kPrefix + r.take(2), r.drop(2));
   }
+
+ private:
+  std::shared_ptr<const HostTable> hosts_;
 };
 
 bool isDnsLabel(std::string_view s) {
@@ -192,16 +214,22 @@ const std::vector<NamerEntry>& systemNamers() {
     auto add = [&v](std::string name, std::shared_ptr<const Namer> namer) {
       v.push_back({Path{"$", std::move(name)}, std::move(namer)});
     };
-    add("inet", std::make_shared<InetNamer>(Path{"$", "inet"}));
-    add("fixedinet", std::make_shared<InetNamer>(Path{"$", "fixedinet"}));
+    add("inet", std::make_shared<InetNamer>(Path{"$", "inet"}, nullptr));
+    add("fixedinet", std::make_shared<InetNamer>(Path{"$", "fixedinet"}, nullptr));
     add("nil", std::make_shared<ConstNamer>(NameTree<Name>::empty()));
     add("fail", std::make_shared<ConstNamer>(NameTree<Name>::fail()));
-    add("io.buoyant.rinet", std::make_shared<RinetNamer>());
+    add("io.buoyant.rinet", std::make_shared<RinetNamer>(nullptr));
     add("io.buoyant.hostportPfx", std::make_shared<HostPortPfxNamer>(false));
     add("io.buoyant.porthostPfx", std::make_shared<HostPortPfxNamer>(true));
     return v;
   }();
   return namers;
+}
+
+std::vector<NamerEntry> inetNamers(std::shared_ptr<const HostTable> hosts) {
+  return {{Path{"$", "inet"}, std::make_shared<InetNamer>(Path{"$", "inet"}, hosts)},
+          {Path{"$", "fixedinet"}, std::make_shared<InetNamer>(Path{"$", "fixedinet"}, hosts)},
+          {Path{"$", "io.buoyant.rinet"}, std::make_shared<RinetNamer>(hosts)}};
 }
 
 std::string systemNamerNames() {

@@ -189,11 +189,12 @@ void AdminServer::handle(const std::string& method, const std::string& target, c
     if (p == path) promPrefix = prefix;
   }
   if (path == "/admin/metrics.json" || promPrefix) {
-    ctx_.collect([done, promPrefix](MetricsSnapshot snapshot) {
+    std::vector<ProcessMetric> process = ctx_.processMetrics ? ctx_.processMetrics() : std::vector<ProcessMetric>{};
+    ctx_.collect([done, promPrefix, process = std::move(process)](MetricsSnapshot snapshot) {
       if (promPrefix) {
-        done({200, "text/plain; version=0.0.4", metricsPrometheus(snapshot, *promPrefix)});
+        done({200, "text/plain; version=0.0.4", metricsPrometheus(snapshot, *promPrefix, process)});
       } else {
-        done({200, "application/json", metricsJson(snapshot)});
+        done({200, "application/json", metricsJson(snapshot, process)});
       }
     });
     return;

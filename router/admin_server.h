@@ -34,6 +34,8 @@ class AdminServer {
     std::function<void()> shutdown;
     // Gathers every worker's metrics, merged; calls back on the main loop.
     std::function<void(std::function<void(MetricsSnapshot)>)> collect;
+    // Metrics of the process outside the routers (the DNS resolver); may be empty.
+    std::function<std::vector<ProcessMetric>()> processMetrics;
     // io.l5d.prometheus telemeters: extra paths and their name prefixes.
     std::vector<std::pair<std::string, std::string>> prometheusPaths;
   };

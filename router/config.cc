@@ -1,6 +1,9 @@
 #include "router/config.h"
 
+#include <algorithm>
 #include <set>
+
+#include "dtab/system_namers.h"
 
 namespace switchyard::router {
 namespace {
@@ -98,6 +101,49 @@ ServiceConfig readService(ConfigReader r) {
   r.ignore("retries", "retries are not implemented yet");
   r.finish();
   return s;
+}
+
+namer::DnsSettings readDns(ConfigReader r) {
+  namer::DnsSettings d;
+  if (!r.expectMap()) return d;
+  auto servers = r.list("servers");
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    auto& s = servers[i];
+    if (!s.node().isScalar()) {
+      r.problems().error(s.path(), "expected a DNS server as \"ip\" or \"ip:port\"");
+      continue;
+    }
+    std::string text = s.node().text();
+    // ip, ip:port, [ipv6]:port, or a bare IPv6 address.
+    std::string ip = text;
+    std::string port;
+    if (!text.empty() && text.front() == '[') {
+      auto close = text.find(']');
+      ip = close == std::string::npos ? "" : text.substr(1, close - 1);
+      if (close != std::string::npos && close + 1 < text.size()) {
+        port = text[close + 1] == ':' ? text.substr(close + 2) : "x";
+      }
+    } else if (std::count(text.begin(), text.end(), ':') == 1) {
+      ip = text.substr(0, text.find(':'));
+      port = text.substr(text.find(':') + 1);
+    }
+    bool portOk = port.empty() || (port.size() <= 5 && std::all_of(port.begin(), port.end(), ::isdigit) &&
+                                   std::stoi(port) >= 1 && std::stoi(port) <= 65535);
+    if (!dtab::parseIpLiteral(ip) || !portOk) {
+      r.problems().error(s.path(), "\"" + text + "\" is not a DNS server address: expected a numeric \"ip\" or "
+                                   "\"ip:port\" (IPv6: \"[::1]:53\")");
+      continue;
+    }
+    d.servers.push_back(text);
+  }
+  d.minTtlSecs = r.integer("minTtlSecs", d.minTtlSecs, 0, 86'400);
+  d.maxTtlSecs = r.integer("maxTtlSecs", d.maxTtlSecs, 0, 86'400);
+  if (d.maxTtlSecs < d.minTtlSecs) {
+    r.problems().error(r.childPath("maxTtlSecs"), "must be at least minTtlSecs (" + std::to_string(d.minTtlSecs) + ")");
+  }
+  d.timeoutMs = r.integer("timeoutMs", d.timeoutMs, 1, 60'000);
+  r.finish();
+  return d;
 }
 
 RouterConfig readRouter(ConfigReader r, const PluginRegistry& registry) {
@@ -205,6 +251,7 @@ Expected<Config, std::vector<std::string>> checkConfig(const runtime::ConfigNode
   ConfigReader r(root, "", problems);
   if (r.expectMap()) {
     if (auto a = r.field("admin")) cfg.admin = readAdmin(*a);
+    if (auto d = r.field("dns")) cfg.dns = readDns(*d);
 
     for (auto& n : r.list("namers")) {
       std::string prefixText;

@@ -13,6 +13,7 @@
 
 #include "dtab/dtab.h"
 #include "dtab/path.h"
+#include "namer/host_resolver.h"
 #include "router/plugin_registry.h"
 #include "runtime/config_node.h"
 
@@ -76,6 +77,7 @@ struct RouterConfig {
 
 struct Config {
   AdminConfig admin;
+  namer::DnsSettings dns;  // the `dns` block: how /$/inet resolves host names
   std::vector<NamerConfig> namers;
   std::vector<RouterConfig> routers;
   std::vector<KindedConfig> telemetry;

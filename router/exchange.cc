@@ -75,11 +75,11 @@ std::string Exchange::head() const {
 Exchange::~Exchange() { detach(); }
 
 std::string Exchange::describeTarget() const {
+  if (route_.pending()) return "a binding of " + route_.logicalName.show();
   return route_.endpoint->key + " (" + route_.bound.id.show() + ", for " + route_.logicalName.show() + ")";
 }
 
 void Exchange::start() {
-  Balancer::started(*route_.endpoint);
   std::int64_t total = server_->plan().config.service.totalTimeoutMs;
   if (total > 0) {
     timeout_ = std::make_unique<runtime::Timer>(worker_.loop());
@@ -89,8 +89,59 @@ void Exchange::start() {
             false});
     });
   }
+  if (route_.pending()) {
+    waitForBinding();
+    return;
+  }
+  beginAttempt();
+}
+
+void Exchange::beginAttempt() {
+  Balancer::started(*route_.endpoint);
   startAttemptTimer();
   startAttempt();
+}
+
+void Exchange::waitForBinding() {
+  waiting_ = true;
+  worker_.waitForNaming(this);
+  std::int64_t ms = server_->plan().config.bindingTimeoutMs;
+  bindingTimeout_ = std::make_unique<runtime::Timer>(worker_.loop());
+  bindingTimeout_->start(static_cast<std::uint64_t>(ms), [this, ms] {
+    std::string what = "an address";
+    if (route_.tree) {
+      what = describeLeaves(*route_.tree, [](const dtab::BoundName& l) {
+        return l.addr.kind == dtab::Addr::Kind::Pending ? std::string("resolving") : std::string(dtab::kindName(l.addr.kind));
+      });
+    }
+    fail({Failure::Kind::Timeout,
+          "binding " + route_.logicalName.show() + " timed out after " + std::to_string(ms) +
+              " ms (bindingTimeoutMs): waiting for " + what,
+          false});
+  });
+}
+
+void Exchange::stopWaiting() {
+  if (!waiting_) return;
+  waiting_ = false;
+  worker_.stopWaiting(this);
+  if (bindingTimeout_) bindingTimeout_->stop();
+}
+
+void Exchange::namingChanged() {
+  auto next = worker_.rebind(route_);
+  if (!next) {
+    fail(next.error());
+    return;
+  }
+  if (next->pending()) {
+    route_.tree = next->tree;  // still waiting
+    return;
+  }
+  stopWaiting();
+  route_ = std::move(*next);
+  if (server_) server_->rerouted(route_.bound.id);
+  beginAttempt();
 }
 
 void Exchange::startAttempt() {
@@ -415,6 +466,7 @@ void Exchange::report(bool connectFailed) {
 
 void Exchange::fail(Failure failure) {
   if (finished_) return;
+  stopWaiting();
   finished_ = true;
   report(false);
   upstream_.reset();
@@ -428,6 +480,7 @@ void Exchange::fail(Failure failure) {
 }
 
 void Exchange::detach() {
+  stopWaiting();
   finished_ = true;
   server_ = nullptr;
   if (timeout_) timeout_->stop();

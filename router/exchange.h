@@ -27,6 +27,8 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   ~Exchange() override;
 
   void start();
+  // The worker's naming changed while this request's route was pending.
+  void namingChanged();
   void requestBody(std::string_view data);
   void requestEnd();
   void clientDrained();
@@ -54,6 +56,9 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   // After a failed connect: true if the request went to another endpoint.
   bool requeue();
   void startAttemptTimer();  // with client.requestAttemptTimeoutMs
+  void beginAttempt();       // the route has an endpoint
+  void waitForBinding();
+  void stopWaiting();
   void attach(runtime::TcpStreamPtr stream, bool pooled);
   void sendUpstream(std::string bytes);
   void fail(Failure failure);
@@ -96,6 +101,8 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   // client.requestAttemptTimeoutMs, both up to the response head.
   std::unique_ptr<runtime::Timer> timeout_;
   std::unique_ptr<runtime::Timer> attemptTimeout_;
+  std::unique_ptr<runtime::Timer> bindingTimeout_;  // only while the route is pending
+  bool waiting_ = false;
 };
 
 }  // namespace switchyard::router

@@ -80,7 +80,7 @@ void RouterMetrics::merge(const RouterMetrics& o) {
   for (const auto& [k, v] : o.connections) connections[k] += v;
 }
 
-std::string metricsJson(const MetricsSnapshot& snapshot) {
+std::string metricsJson(const MetricsSnapshot& snapshot, const std::vector<ProcessMetric>& process) {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   auto scope = [&](const std::string& prefix, const RequestStats& s) {
     out[prefix + "/requests"] = s.requests;
@@ -102,6 +102,7 @@ std::string metricsJson(const MetricsSnapshot& snapshot) {
     for (const auto& [k, s] : m.clients) scope("rt/" + label + "/client/" + k, s);
     for (const auto& [k, n] : m.connections) out["rt/" + label + "/server/" + k + "/connections"] = n;
   }
+  for (const auto& p : process) out[p.path] = p.value;
   return out.dump();
 }
 
@@ -147,7 +148,8 @@ void addScope(std::map<std::string, MetricFamily>& families, const std::string& 
 
 }  // namespace
 
-std::string metricsPrometheus(const MetricsSnapshot& snapshot, const std::string& prefix) {
+std::string metricsPrometheus(const MetricsSnapshot& snapshot, const std::string& prefix,
+                              const std::vector<ProcessMetric>& process) {
   std::map<std::string, MetricFamily> families;
   for (const auto& [label, m] : snapshot) {
     for (const auto& [k, s] : m.servers) addScope(families, "server", label, k, s);
@@ -166,6 +168,24 @@ std::string metricsPrometheus(const MetricsSnapshot& snapshot, const std::string
     }
   }
   if (!conns.metric.empty()) out.push_back(std::move(conns));
+  std::map<std::string, MetricFamily> others;
+  for (const auto& p : process) {
+    MetricFamily& f = others[p.family];
+    if (f.name.empty()) {
+      f.name = p.family;
+      f.help = p.help;
+      f.type = p.counter ? MetricType::Counter : MetricType::Gauge;
+    }
+    ClientMetric m;
+    for (const auto& [k, v] : p.labels) m.label.push_back({k, v});
+    if (p.counter) {
+      m.counter.value = p.value;
+    } else {
+      m.gauge.value = p.value;
+    }
+    f.metric.push_back(std::move(m));
+  }
+  for (auto& [name, f] : others) out.push_back(std::move(f));
   for (auto& f : out) f.name = prefix + f.name;
   std::ostringstream text;
   prometheus::TextSerializer().Serialize(text, out);

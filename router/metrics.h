@@ -55,13 +55,26 @@ struct RouterMetrics {
 // label -> metrics, one per router.
 using MetricsSnapshot = std::map<std::string, RouterMetrics>;
 
+// A metric outside the routers' scopes (the DNS resolver's, say): one value,
+// named `path` in metrics.json ("inet/dns/host/web.test/age_secs") and
+// `family` with `labels` in Prometheus (inet:dns:age_secs{host="web.test"}).
+struct ProcessMetric {
+  std::string path;
+  std::string family;
+  std::vector<std::pair<std::string, std::string>> labels;
+  bool counter = false;  // else a gauge
+  std::string help;
+  double value = 0;
+};
+
 // Linkerd's metrics.json: flat names, e.g.
 //   rt/<label>/service/svc/hello/requests
 //   rt/<label>/client/#/io.l5d.fs/hello/request_latency_ms.p99
-std::string metricsJson(const MetricsSnapshot& snapshot);
+std::string metricsJson(const MetricsSnapshot& snapshot, const std::vector<ProcessMetric>& process = {});
 // Prometheus text exposition in the names of Linkerd's io.l5d.prometheus
 // telemeter (rt:service:requests{rt="out",service="svc/hello"}).
 // `prefix` is put before every name (io.l5d.prometheus's `prefix`).
-std::string metricsPrometheus(const MetricsSnapshot& snapshot, const std::string& prefix = "");
+std::string metricsPrometheus(const MetricsSnapshot& snapshot, const std::string& prefix = "",
+                              const std::vector<ProcessMetric>& process = {});
 
 }  // namespace switchyard::router

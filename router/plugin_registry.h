@@ -15,7 +15,7 @@
 
 #include "dtab/path.h"
 #include "router/identifier.h"
-#include "router/namer_host.h"
+#include "namer/namer_host.h"
 #include "runtime/config_reader.h"
 
 namespace switchyard::router {
@@ -40,7 +40,7 @@ struct Plugin {
   std::function<std::unique_ptr<Identifier>(const void* settings, const IdentifierContext&)>
       makeIdentifier;
   // Namer plugins only: `prefix` is the full one, e.g. /#/io.l5d.fs.
-  std::function<std::unique_ptr<NamerHost>(const void* settings, const dtab::Path& prefix)> makeNamer;
+  std::function<std::unique_ptr<namer::NamerHost>(const void* settings, const dtab::Path& prefix)> makeNamer;
 };
 
 // Typed builders, so that a plugin never casts: `read` checks the block and
@@ -71,7 +71,7 @@ Plugin identifierPlugin(
 
 template <class Settings>
 Plugin namerPlugin(std::string kind, SettingsReader<Settings> read,
-                   std::function<std::unique_ptr<NamerHost>(const Settings&, const dtab::Path& prefix)> make) {
+                   std::function<std::unique_ptr<namer::NamerHost>(const Settings&, const dtab::Path& prefix)> make) {
   Plugin p{PluginCategory::Namer, std::move(kind), typedCheck<Settings>(std::move(read)), nullptr, nullptr};
   p.makeNamer = [make = std::move(make)](const void* s, const dtab::Path& prefix) {
     return make(*static_cast<const Settings*>(s), prefix);

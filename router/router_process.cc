@@ -82,23 +82,38 @@ RouterProcess::RouterProcess(Config config, runtime::ConfigNode source, const Pl
     if (!n.plugin.plugin->makeNamer) continue;
     namers_.emplace_back(n.prefix, n.plugin.plugin->makeNamer(n.plugin.settings.get(), n.prefix));
   }
+  auto hosts = namer::HostResolver::create(loop_, config_.dns);
+  if (hosts) {
+    hosts_ = std::move(*hosts);
+  } else {
+    std::fprintf(stderr, "switchyard: warning: no DNS resolver (%s): host names under /$/inet will not resolve\n",
+                 hosts.error().c_str());
+  }
+  naming_ = makeNaming(0);
+}
+
+std::shared_ptr<NamingState> RouterProcess::makeNaming(std::uint64_t generation) const {
   auto state = std::make_shared<NamingState>();
+  state->generation = generation;
   state->dtabs = dtabs_;
-  for (auto& [prefix, host] : namers_) state->namers.push_back({prefix, host->current()});
-  naming_ = state;
+  for (const auto& [prefix, host] : namers_) state->namers.push_back({prefix, host->current()});
+  // The resolving inet namers come before the system ones, which answer a
+  // host name with "no resolver".
+  if (hosts_) {
+    for (auto& e : dtab::inetNamers(hosts_->current())) state->namers.push_back(std::move(e));
+  }
+  return state;
 }
 
 RouterProcess::~RouterProcess() {
   workers_.clear();
   admin_.reset();
+  hosts_.reset();
   namers_.clear();
 }
 
 void RouterProcess::publishNaming() {
-  auto state = std::make_shared<NamingState>();
-  state->generation = naming_->generation + 1;
-  state->dtabs = dtabs_;
-  for (auto& [prefix, host] : namers_) state->namers.push_back({prefix, host->current()});
+  std::shared_ptr<const NamingState> state = makeNaming(naming_->generation + 1);
   naming_ = state;
   for (auto& w : workers_) {
     Worker* worker = w.get();
@@ -141,6 +156,25 @@ void RouterProcess::reload(const char* why) {
   if (changed.empty()) return;
   for (const auto& line : changed) std::fprintf(stderr, "switchyard: reload (%s): %s\n", why, line.c_str());
   publishNaming();
+}
+
+std::vector<ProcessMetric> RouterProcess::processMetrics() const {
+  std::vector<ProcessMetric> out;
+  if (!hosts_) return out;
+  auto st = hosts_->stats();
+  out.push_back({"inet/dns/lookups", "inet:dns:lookups", {}, true, "DNS lookups of /$/inet host names",
+                 static_cast<double>(st.lookups)});
+  out.push_back({"inet/dns/failures", "inet:dns:failures", {}, true,
+                 "DNS lookups that got no usable answer (timeouts, SERVFAIL; not NXDOMAIN)",
+                 static_cast<double>(st.failures)});
+  for (const auto& h : st.hosts) {
+    std::string at = "inet/dns/host/" + h.host + "/";
+    out.push_back({at + "resolved", "inet:dns:resolved", {{"host", h.host}}, false,
+                   "1 if the host name has addresses now", h.state == "resolved" ? 1.0 : 0.0});
+    out.push_back({at + "age_secs", "inet:dns:age_secs", {{"host", h.host}}, false,
+                   "Seconds since the host's addresses were last confirmed by DNS", h.ageSecs});
+  }
+  return out;
 }
 
 void RouterProcess::collectMetrics(std::function<void(MetricsSnapshot)> done) {
@@ -212,7 +246,8 @@ int RouterProcess::run() {
     workers_.push_back(std::move(w));
   }
   AdminServer::Context ctx{&plans_, &source_, [this] { return naming_; }, [this] { shutdown(); },
-                           [this](auto done) { collectMetrics(std::move(done)); }, {}};
+                           [this](auto done) { collectMetrics(std::move(done)); },
+                           [this] { return processMetrics(); }, {}};
   for (const auto& t : config_.telemetry) {
     if (t.kind != "io.l5d.prometheus") continue;
     const auto* s = static_cast<const PrometheusSettings*>(t.settings.get());
@@ -227,6 +262,7 @@ int RouterProcess::run() {
   adminPort_ = *adminPort;
 
   for (auto& [prefix, host] : namers_) host->start(loop_, [this] { publishNaming(); });
+  if (hosts_) hosts_->start([this] { publishNaming(); });
 
   // SIGTERM and SIGINT drain, on the main loop.
   runtime::SignalWatch sigterm(loop_, SIGTERM, [this] { shutdown(); });
@@ -260,6 +296,7 @@ int RouterProcess::run() {
 
   configWatch_.reset();
   admin_.reset();
+  hosts_.reset();
   namers_.clear();
   workers_.clear();
   std::fprintf(stderr, "switchyard: stopped\n");

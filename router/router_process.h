@@ -12,7 +12,7 @@
 
 #include "router/admin_server.h"
 #include "router/config.h"
-#include "router/namer_host.h"
+#include "namer/namer_host.h"
 #include "router/router_plan.h"
 #include "router/worker.h"
 #include "runtime/config_node.h"
@@ -33,11 +33,13 @@ class RouterProcess {
 
  private:
   void publishNaming();
+  std::shared_ptr<NamingState> makeNaming(std::uint64_t generation) const;
   // Reads the config file again and applies its dtabs if it is valid.
   void reload(const char* why);
   void shutdown();
   std::string portsJson() const;
   void collectMetrics(std::function<void(MetricsSnapshot)> done);
+  std::vector<ProcessMetric> processMetrics() const;
 
   Config config_;
   runtime::ConfigNode source_;
@@ -47,7 +49,8 @@ class RouterProcess {
   int workerCount_;
   runtime::Loop loop_;
   std::vector<std::unique_ptr<RouterPlan>> plans_;
-  std::vector<std::pair<dtab::Path, std::unique_ptr<NamerHost>>> namers_;
+  std::vector<std::pair<dtab::Path, std::unique_ptr<namer::NamerHost>>> namers_;
+  std::unique_ptr<namer::HostResolver> hosts_;  // DNS for /$/inet; null if it could not start
   std::shared_ptr<const NamingState> naming_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;

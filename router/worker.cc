@@ -1,5 +1,6 @@
 #include "router/worker.h"
 
+#include "router/exchange.h"
 #include "router/hop_headers.h"
 #include "router/server_connection.h"
 
@@ -140,6 +141,11 @@ void Worker::connectionClosed(ServerConnection* c) {
 void Worker::setNaming(std::shared_ptr<const NamingState> naming) {
   naming_ = std::move(naming);
   bindings_.clear();
+  // Requests waiting for an address try again; each leaves the set when it
+  // is routed or fails.
+  for (auto* e : std::vector<Exchange*>(waiting_.begin(), waiting_.end())) {
+    if (waiting_.count(e)) e->namingChanged();
+  }
 }
 
 const Worker::Binding& Worker::bind(const RouterPlan& plan, const dtab::Dtab& local, const dtab::Path& name) {
@@ -193,7 +199,7 @@ Expected<Route, Failure> Worker::route(const RouterPlan& plan, bool clearContext
     return fail(Failure{Failure::Kind::NamingFailed,
                         "delegating " + name.show() + " failed: " + b.error->message + " (" + where() + ")", false});
   }
-  return pick(plan, name, b.tree, where);
+  return pick(plan, name, localDtab, b.tree, where);
 }
 
 Worker::BalancerEntry& Worker::balancerFor(const RouterPlan& plan, const dtab::BoundName& leaf) {
@@ -209,9 +215,11 @@ Worker::BalancerEntry& Worker::balancerFor(const RouterPlan& plan, const dtab::B
   return entry;
 }
 
-Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& name,
+Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& name, const dtab::Dtab& local,
                                       std::shared_ptr<const BoundTree> tree,
                                       const std::function<std::string()>& where) {
+  auto pendingRoute = [&] { return Route{&plan, name, local, std::move(tree), {}, nullptr, nullptr}; };
+  auto isPending = [](const dtab::BoundName& l) { return l.addr.kind == dtab::Addr::Kind::Pending; };
   auto fail = [&](std::string message) {
     Failure f{Failure::Kind::NoHosts, "no hosts are available for " + name.show() + ": " + std::move(message), false};
     f.service = name.show();
@@ -229,6 +237,7 @@ Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& 
   const dtab::BoundName* leaf = nullptr;
   if (tree->kind() == BoundTree::Kind::Leaf) {
     leaf = &tree->value();  // the common case: nothing to choose
+    if (isPending(*leaf)) return pendingRoute();
   } else {
     // A union branch (or an alternative) whose endpoints are all set aside
     // after failures takes no requests while another can; if none can, the
@@ -238,6 +247,7 @@ Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& 
       return hasEndpoints(l) && balancerFor(plan, l).balancer.anyAvailable(now);
     }, rng_);
     if (leaf == nullptr) leaf = pickLeaf(*tree, hasEndpoints, rng_);
+    if (leaf == nullptr && pickLeaf(*tree, isPending, rng_) != nullptr) return pendingRoute();
     if (leaf == nullptr) {
       return fail("none of the names it binds to has endpoints: " +
                   describeLeaves(*tree, [](const dtab::BoundName& l) {
@@ -251,12 +261,29 @@ Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& 
   }
   BalancerEntry& entry = balancerFor(plan, *leaf);
   auto endpoint = entry.balancer.pick(loop_.nowMs(), rng_);
-  return Route{&plan, name, std::move(tree), *leaf, std::move(endpoint), &entry.balancer};
+  return Route{&plan, name, local, std::move(tree), *leaf, std::move(endpoint), &entry.balancer};
 }
 
 Expected<Route, Failure> Worker::reroute(const Route& failed) {
-  return pick(*failed.plan, failed.logicalName, failed.tree,
+  return pick(*failed.plan, failed.logicalName, failed.local, failed.tree,
               [&] { return "dtab: " + naming_->dtabs[failed.plan->index].show(); });
+}
+
+Expected<Route, Failure> Worker::rebind(const Route& pending) {
+  const RouterPlan& plan = *pending.plan;
+  auto where = [&] {
+    std::string s = "dtab: " + naming_->dtabs[plan.index].show();
+    if (!pending.local.empty()) s += "; l5d-dtab: " + pending.local.show();
+    return s;
+  };
+  const Binding& b = bind(plan, pending.local, pending.logicalName);
+  if (b.error) {
+    Failure f{Failure::Kind::NamingFailed,
+              "delegating " + pending.logicalName.show() + " failed: " + b.error->message + " (" + where() + ")", false};
+    f.service = pending.logicalName.show();
+    return Unexpected(std::move(f));
+  }
+  return pick(plan, pending.logicalName, pending.local, b.tree, where);
 }
 
 }  // namespace switchyard::router

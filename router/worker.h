@@ -36,11 +36,17 @@ class ServerConnection;
 struct Route {
   const RouterPlan* plan = nullptr;
   dtab::Path logicalName;
+  dtab::Dtab local;  // the request's own dtab (l5d-ctx-dtab, l5d-dtab)
   std::shared_ptr<const BoundTree> tree;
   dtab::BoundName bound;
   std::shared_ptr<EndpointState> endpoint;
   Balancer* balancer = nullptr;  // owned by the worker; outlives the request
+  // No endpoint yet: the name binds to an address still being resolved
+  // (Pending). The request waits for a naming change, up to bindingTimeoutMs.
+  bool pending() const { return endpoint == nullptr; }
 };
+
+class Exchange;
 
 class Worker {
  public:
@@ -67,6 +73,11 @@ class Worker {
   // Chooses again for a request whose connect failed: the failed endpoint
   // is set aside by then, so another endpoint or union branch is taken.
   Expected<Route, Failure> reroute(const Route& failed);
+  // Binds a pending route's name again, with the current naming.
+  Expected<Route, Failure> rebind(const Route& pending);
+  // Exchanges whose route is pending hear of every naming change.
+  void waitForNaming(Exchange* e) { waiting_.insert(e); }
+  void stopWaiting(Exchange* e) { waiting_.erase(e); }
 
   ClientPool& pool() { return pool_; }
   std::mt19937_64& rng() { return rng_; }
@@ -90,8 +101,8 @@ class Worker {
   // The balancer of a bound leaf, its endpoints brought up to date.
   BalancerEntry& balancerFor(const RouterPlan& plan, const dtab::BoundName& leaf);
   // The leaf and endpoint for one request; `where` names the dtabs in force.
-  Expected<Route, Failure> pick(const RouterPlan& plan, const dtab::Path& name, std::shared_ptr<const BoundTree> tree,
-                                const std::function<std::string()>& where);
+  Expected<Route, Failure> pick(const RouterPlan& plan, const dtab::Path& name, const dtab::Dtab& local,
+                                std::shared_ptr<const BoundTree> tree, const std::function<std::string()>& where);
   void maybeFinishDrain();
 
   const std::vector<std::unique_ptr<RouterPlan>>& plans_;
@@ -99,6 +110,7 @@ class Worker {
   std::shared_ptr<const NamingState> naming_;
   std::vector<std::unique_ptr<runtime::TcpListener>> listeners_;
   std::set<ServerConnection*> connections_;
+  std::set<Exchange*> waiting_;  // routes pending on naming
   std::map<std::string, Binding> bindings_;   // (router, local dtab, name) -> bound tree
   std::map<std::string, BalancerEntry> balancers_;  // (router, bound id) -> balancer
   ClientPool pool_;

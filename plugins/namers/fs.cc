@@ -35,7 +35,7 @@ class FsSnapshot final : public dtab::Namer {
   std::map<std::string, Addr> services_;
 };
 
-class FsNamerHost final : public router::NamerHost {
+class FsNamerHost final : public namer::NamerHost {
  public:
   FsNamerHost(FsNamerSettings settings, Path prefix)
       : settings_(std::move(settings)), prefix_(std::move(prefix)) {

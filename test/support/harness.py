@@ -141,7 +141,7 @@ class Backend:
     context manager stops it. `.port` stays set after stop()/kill(), so a test
     can point a router at a dead backend."""
 
-    def __init__(self, name, host="127.0.0.1", ready_timeout=10.0, python=None):
+    def __init__(self, name, host="127.0.0.1", ready_timeout=10.0, python=None, port=0):
         self.name = name
         self.host = host
         self.port = None
@@ -150,7 +150,7 @@ class Backend:
         self.stdout_path = os.path.join(self.tmpdir, "stdout.txt")
         self.stderr_path = os.path.join(self.tmpdir, "stderr.txt")
         cmd = [python or sys.executable, BACKEND_PY, "--name", name, "--host", host,
-               "--port", "0", "--port-file", self.port_file]
+               "--port", str(port), "--port-file", self.port_file]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         _PROCESSES.append(self.proc)
@@ -233,6 +233,97 @@ class Backend:
 # --------------------------------------------------------------------------
 # Router
 # --------------------------------------------------------------------------
+
+def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
+    """A port the system just had free (for servers that cannot report the
+    port they bound, like dnsmasq). Another process could take it meanwhile;
+    on loopback in a test that is rare enough."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class Dnsmasq:
+    """Debian's dnsmasq as a DNS server on 127.0.0.1:<port> for tests, and
+    nothing else: no upstream servers, no /etc/hosts, no DHCP, no pid file.
+
+    Names under .test are local: one not in the hosts file gets NXDOMAIN.
+    A and AAAA records come from a hosts file that set_hosts() rewrites
+    (then SIGHUP, so dnsmasq rereads it and clears its cache); SRV records
+    are given at start (`srv`: list of (name, target, port, priority,
+    weight)) and changed with restart(). `ttl` is the TTL of every answer."""
+
+    def __init__(self, hosts=(), srv=(), ttl=1, ready_timeout=10.0):
+        self.tmpdir = tempfile.mkdtemp(prefix="switchyard-dns-")
+        _TEMP_DIRS.add(self.tmpdir)
+        self.hosts_path = os.path.join(self.tmpdir, "hosts")
+        self.log_path = os.path.join(self.tmpdir, "dnsmasq.log")
+        self.ttl = ttl
+        self.srv = list(srv)
+        self.port = free_port()
+        self.proc = None
+        self._write_hosts(hosts)
+        self.start(ready_timeout)
+
+    def _write_hosts(self, hosts):
+        tmp = self.hosts_path + ".tmp"
+        with open(tmp, "w") as f:
+            for ip, name in hosts:
+                f.write("%s %s\n" % (ip, name))
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, self.hosts_path)
+
+    def start(self, ready_timeout=10.0):
+        cmd = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+               "--no-poll", "--pid-file", "--bind-interfaces", "--listen-address=127.0.0.1",
+               "--port=%d" % self.port, "--addn-hosts=%s" % self.hosts_path, "--local=/test/",
+               "--local-ttl=%d" % self.ttl, "--log-facility=%s" % self.log_path, "--log-queries"]
+        if os.geteuid() == 0:
+            cmd.append("--user=root")  # dnsmasq drops to `nobody` otherwise
+        for name, target, port, prio, weight in self.srv:
+            cmd.append("--srv-host=%s,%s,%d,%d,%d" % (name, target, port, prio, weight))
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        _PROCESSES.append(self.proc)
+        deadline = time.monotonic() + ready_timeout
+        while not self._answers():
+            if self.proc.poll() is not None:
+                raise HarnessError("dnsmasq exited: %s" % self.proc.stderr.read().decode(errors="replace"))
+            if time.monotonic() > deadline:
+                raise HarnessError("dnsmasq not answering on port %d" % self.port)
+            time.sleep(POLL_S)
+
+    def _answers(self):
+        # A query for a name nobody has: any well-formed answer means ready.
+        query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05ready\x04test\x00\x00\x01\x00\x01"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.sendto(query, ("127.0.0.1", self.port))
+                return s.recv(512)[:2] == b"\x12\x34"
+            except OSError:
+                return False
+
+    def set_hosts(self, hosts):
+        self._write_hosts(hosts)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            _stop_process(self.proc, 5)
+
+    def restart(self, srv=None, hosts=None):
+        self.stop()
+        if srv is not None:
+            self.srv = list(srv)
+        if hosts is not None:
+            self._write_hosts(hosts)
+        self.start()
+
+    @property
+    def address(self):
+        return "127.0.0.1:%d" % self.port
+
 
 class Router:
     """`binary router -c <tmp>/linkerd.yaml` as a subprocess.

@@ -11,7 +11,7 @@
 #include "dtab/namer.h"
 #include "runtime/loop.h"
 
-namespace switchyard::router {
+namespace switchyard::namer {
 
 class NamerHost {
  public:
@@ -22,4 +22,4 @@ class NamerHost {
   virtual std::shared_ptr<const dtab::Namer> current() const = 0;
 };
 
-}  // namespace switchyard::router
+}  // namespace switchyard::namer
