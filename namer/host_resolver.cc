@@ -8,8 +8,7 @@ namespace switchyard::namer {
 // there) and answers Unknown.
 class HostResolver::Snapshot final : public dtab::HostTable {
  public:
-  using Want = std::function<void(const std::string&)>;
-  Snapshot(std::map<std::string, dtab::HostAnswer> answers, std::shared_ptr<const Want> want)
+  Snapshot(std::map<std::string, dtab::HostAnswer> answers, std::shared_ptr<const WantFn> want)
       : answers_(std::move(answers)), want_(std::move(want)) {}
 
   dtab::HostAnswer lookup(const std::string& host) const override {
@@ -21,7 +20,7 @@ class HostResolver::Snapshot final : public dtab::HostTable {
 
  private:
   std::map<std::string, dtab::HostAnswer> answers_;
-  std::shared_ptr<const Want> want_;
+  std::shared_ptr<const WantFn> want_;
 };
 
 HostResolver::HostResolver(runtime::Loop& loop, const DnsSettings& settings)
@@ -59,15 +58,8 @@ void HostResolver::publish() {
   for (const auto& [host, e] : entries_) {
     if (e.answer.kind != dtab::HostAnswer::Kind::Unknown) answers.emplace(host, e.answer);
   }
-  // The want function outlives this object in snapshots held elsewhere: it
-  // posts to the loop, and the posted work checks that we are still here.
-  auto want = std::make_shared<const Snapshot::Want>(
-      [loop = &loop_, self = this, alive = alive_](const std::string& host) {
-        loop->post([self, alive, host] {
-          if (*alive) self->want(host);
-        });
-      });
-  snapshot_ = std::make_shared<const Snapshot>(std::move(answers), std::move(want));
+  if (!want_) want_ = makeWant(loop_, alive_, [this](const std::string& host) { want(host); });
+  snapshot_ = std::make_shared<const Snapshot>(std::move(answers), want_);
 }
 
 void HostResolver::want(const std::string& host) {

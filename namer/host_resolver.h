@@ -22,18 +22,13 @@
 
 #include "dtab/expected.h"
 #include "dtab/system_namers.h"
+#include "namer/dns_settings.h"
+#include "namer/want.h"
 #include "runtime/dns_resolver.h"
 #include "runtime/loop.h"
 #include "runtime/timer.h"
 
 namespace switchyard::namer {
-
-struct DnsSettings {
-  std::vector<std::string> servers;  // empty: resolv.conf
-  std::int64_t minTtlSecs = 5;
-  std::int64_t maxTtlSecs = 300;
-  std::int64_t timeoutMs = 2'000;
-};
 
 class HostResolver {
  public:
@@ -80,6 +75,7 @@ class HostResolver {
   std::unique_ptr<runtime::DnsResolver> dns_;
   std::map<std::string, Entry> entries_;
   std::shared_ptr<const Snapshot> snapshot_;
+  std::shared_ptr<const WantFn> want_;
   std::function<void()> onChange_;
   runtime::Timer sweep_;
   std::uint64_t lookups_ = 0;

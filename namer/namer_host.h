@@ -9,9 +9,17 @@
 #include <memory>
 
 #include "dtab/namer.h"
+#include "dtab/path.h"
+#include "namer/dns_settings.h"
 #include "runtime/loop.h"
 
 namespace switchyard::namer {
+
+// What a namer is built with besides its own settings.
+struct NamerContext {
+  dtab::Path prefix;  // the full one, e.g. /#/io.l5d.fs
+  DnsSettings dns;    // the process's `dns` block
+};
 
 class NamerHost {
  public:

@@ -5,6 +5,7 @@
 #include "plugins/identifiers/method_and_host.h"
 #include "plugins/identifiers/path.h"
 #include "plugins/identifiers/static.h"
+#include "plugins/namers/dnssrv.h"
 #include "plugins/namers/fs.h"
 #include "router/builtin_plugins.h"
 
@@ -19,6 +20,7 @@ router::PluginRegistry allPlugins() {
   r.add(headerIdentifier());
   r.add(staticIdentifier());
   r.add(fsNamer());
+  r.add(dnsSrvNamer());
   return r;
 }
 

@@ -30,6 +30,13 @@ void Balancer::update(const std::vector<dtab::Endpoint>& endpoints) {
   }
   endpoints_ = std::move(now);
   if (next_ >= endpoints_.size()) next_ = 0;
+  cumulativeWeights_.clear();
+  bool uniform = std::all_of(endpoints_.begin(), endpoints_.end(),
+                             [&](const auto& e) { return e->endpoint.weight == endpoints_.front()->endpoint.weight; });
+  if (!uniform) {
+    double sum = 0;
+    for (const auto& e : endpoints_) cumulativeWeights_.push_back(sum += std::max(e->endpoint.weight, 0.0));
+  }
 }
 
 bool Balancer::anyAvailable(std::uint64_t nowMs) const {
@@ -66,10 +73,16 @@ std::shared_ptr<EndpointState> Balancer::pick(std::uint64_t nowMs, std::mt19937_
   // Power of two choices, retried up to maxEffort times to find available
   // endpoints.
   std::uniform_int_distribution<std::size_t> dist(0, n - 1);
+  auto draw = [&]() -> std::size_t {
+    if (cumulativeWeights_.empty() || cumulativeWeights_.back() <= 0) return dist(rng);
+    double x = std::uniform_real_distribution<double>(0, cumulativeWeights_.back())(rng);
+    auto it = std::upper_bound(cumulativeWeights_.begin(), cumulativeWeights_.end(), x);
+    return std::min<std::size_t>(static_cast<std::size_t>(it - cumulativeWeights_.begin()), n - 1);
+  };
   std::shared_ptr<EndpointState> best;
   for (std::int64_t effort = 0; effort < settings_.maxEffort; ++effort) {
-    std::size_t a = dist(rng);
-    std::size_t b = dist(rng);
+    std::size_t a = draw();
+    std::size_t b = draw();
     if (b == a) b = (a + 1) % n;
     auto& ea = endpoints_[a];
     auto& eb = endpoints_[b];

@@ -3,6 +3,7 @@
 // Balancer: chooses an endpoint of one bound name for each request.
 //   p2c         two random endpoints, the one with fewer requests in flight
 //   ewma        two random endpoints, the lower peak-EWMA latency x load
+//               (both draw by weight when the endpoints' weights differ)
 //   roundRobin  each in turn
 // An endpoint whose connection just failed is set aside for a short,
 // growing while (failure accrual by consecutive failures); if every endpoint
@@ -53,6 +54,9 @@ class Balancer {
 
   BalancerSettings settings_;
   std::vector<std::shared_ptr<EndpointState>> endpoints_;
+  // Running sums of the endpoints' weights, when they differ (an SRV
+  // record's): p2c and ewma then draw their two candidates by weight.
+  std::vector<double> cumulativeWeights_;
   std::size_t next_ = 0;  // roundRobin
 };
 

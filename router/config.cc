@@ -1,9 +1,6 @@
 #include "router/config.h"
 
-#include <algorithm>
 #include <set>
-
-#include "dtab/system_namers.h"
 
 namespace switchyard::router {
 namespace {
@@ -114,22 +111,7 @@ namer::DnsSettings readDns(ConfigReader r) {
       continue;
     }
     std::string text = s.node().text();
-    // ip, ip:port, [ipv6]:port, or a bare IPv6 address.
-    std::string ip = text;
-    std::string port;
-    if (!text.empty() && text.front() == '[') {
-      auto close = text.find(']');
-      ip = close == std::string::npos ? "" : text.substr(1, close - 1);
-      if (close != std::string::npos && close + 1 < text.size()) {
-        port = text[close + 1] == ':' ? text.substr(close + 2) : "x";
-      }
-    } else if (std::count(text.begin(), text.end(), ':') == 1) {
-      ip = text.substr(0, text.find(':'));
-      port = text.substr(text.find(':') + 1);
-    }
-    bool portOk = port.empty() || (port.size() <= 5 && std::all_of(port.begin(), port.end(), ::isdigit) &&
-                                   std::stoi(port) >= 1 && std::stoi(port) <= 65535);
-    if (!dtab::parseIpLiteral(ip) || !portOk) {
+    if (!namer::isDnsServerAddress(text)) {
       r.problems().error(s.path(), "\"" + text + "\" is not a DNS server address: expected a numeric \"ip\" or "
                                    "\"ip:port\" (IPv6: \"[::1]:53\")");
       continue;

@@ -13,7 +13,7 @@
 
 #include "dtab/dtab.h"
 #include "dtab/path.h"
-#include "namer/host_resolver.h"
+#include "namer/dns_settings.h"
 #include "router/plugin_registry.h"
 #include "runtime/config_node.h"
 

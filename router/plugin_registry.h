@@ -39,8 +39,8 @@ struct Plugin {
   // Identifier plugins only.
   std::function<std::unique_ptr<Identifier>(const void* settings, const IdentifierContext&)>
       makeIdentifier;
-  // Namer plugins only: `prefix` is the full one, e.g. /#/io.l5d.fs.
-  std::function<std::unique_ptr<namer::NamerHost>(const void* settings, const dtab::Path& prefix)> makeNamer;
+  // Namer plugins only.
+  std::function<std::unique_ptr<namer::NamerHost>(const void* settings, const namer::NamerContext&)> makeNamer;
 };
 
 // Typed builders, so that a plugin never casts: `read` checks the block and
@@ -71,10 +71,10 @@ Plugin identifierPlugin(
 
 template <class Settings>
 Plugin namerPlugin(std::string kind, SettingsReader<Settings> read,
-                   std::function<std::unique_ptr<namer::NamerHost>(const Settings&, const dtab::Path& prefix)> make) {
+                   std::function<std::unique_ptr<namer::NamerHost>(const Settings&, const namer::NamerContext&)> make) {
   Plugin p{PluginCategory::Namer, std::move(kind), typedCheck<Settings>(std::move(read)), nullptr, nullptr};
-  p.makeNamer = [make = std::move(make)](const void* s, const dtab::Path& prefix) {
-    return make(*static_cast<const Settings*>(s), prefix);
+  p.makeNamer = [make = std::move(make)](const void* s, const namer::NamerContext& ctx) {
+    return make(*static_cast<const Settings*>(s), ctx);
   };
   return p;
 }

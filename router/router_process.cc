@@ -80,7 +80,7 @@ RouterProcess::RouterProcess(Config config, runtime::ConfigNode source, const Pl
   }
   for (const auto& n : config_.namers) {
     if (!n.plugin.plugin->makeNamer) continue;
-    namers_.emplace_back(n.prefix, n.plugin.plugin->makeNamer(n.plugin.settings.get(), n.prefix));
+    namers_.emplace_back(n.prefix, n.plugin.plugin->makeNamer(n.plugin.settings.get(), {n.prefix, config_.dns}));
   }
   auto hosts = namer::HostResolver::create(loop_, config_.dns);
   if (hosts) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "namer/host_resolver.h"
 #include "router/admin_server.h"
 #include "router/config.h"
 #include "namer/namer_host.h"

@@ -110,7 +110,7 @@ Addr parseFsAddrs(const std::string& text, const std::string& filename) {
 router::Plugin fsNamer() {
   return router::namerPlugin<FsNamerSettings>(
       "io.l5d.fs", [](runtime::ConfigReader& r) { return FsNamerSettings{r.requiredString("rootDir")}; },
-      [](const FsNamerSettings& s, const Path& prefix) { return std::make_unique<FsNamerHost>(s, prefix); });
+      [](const FsNamerSettings& s, const namer::NamerContext& ctx) { return std::make_unique<FsNamerHost>(s, ctx.prefix); });
 }
 
 }  // namespace switchyard::plugins

@@ -159,6 +159,41 @@ def test_binding_timeout_while_dns_hangs(c):
         silent.close()
 
 
+def test_dnssrv_namer_weights_priorities_and_changes(c):
+    a, b, c_backup = Backend("a"), Backend("b"), Backend("backup")
+    hosts = [("127.0.0.1", "a.test"), ("127.0.0.1", "b.test"), ("127.0.0.1", "c.test")]
+    srv = [("_http._tcp.web.test", "a.test", a.port, 0, 30),
+           ("_http._tcp.web.test", "b.test", b.port, 0, 10),
+           ("_http._tcp.web.test", "c.test", c_backup.port, 1, 100)]
+    dns = Dnsmasq(hosts=hosts, srv=srv)
+    namers = "namers:\n- kind: io.l5d.dnssrv\n  refreshIntervalSeconds: 1\n"
+    dtab = ("/svc/web => /#/io.l5d.dnssrv/_http._tcp.web.test;\n"
+            "/svc/none => /#/io.l5d.dnssrv/_http._tcp.none.test | /$/inet/127.0.0.1/%d" % a.port)
+    router = Router(BINARY, config(dns, dtab, namers=namers))
+    try:
+        counts = {}
+        with Connection("127.0.0.1", router.port("out")) as conn:
+            for _ in range(400):
+                s, _, body = conn.request("GET", "http://web/")
+                key = json.loads(body)["backend"] if s == 200 else "status %d" % s
+                counts[key] = counts.get(key, 0) + 1
+        c.check(set(counts) == {"a", "b"}, "only the lowest priority value serves: %r" % counts)
+        share = counts.get("a", 0) / 400
+        c.check(0.65 <= share <= 0.85, "weights 30:10 are honoured: %.2f to a" % share)
+        c.eq(backend_of(router, "none"), "a", "an SRV name that does not exist falls back")
+        dns.restart(srv=[("_http._tcp.web.test", "b.test", b.port, 0, 10)])
+        c.check(wait_until(lambda: all(backend_of(router, "web") == "b" for _ in range(10)), 10),
+                "a changed SRV record reaches the router")
+        dns.stop()
+        time.sleep(2.5)  # refreshes fail now
+        c.check(all(backend_of(router, "web") == "b" for _ in range(10)), "with DNS gone the last good targets serve")
+    finally:
+        router.stop()
+        dns.stop()
+        for x in (a, b, c_backup):
+            x.stop()
+
+
 def test_bad_dns_config_is_refused(c):
     d = tempfile.mkdtemp(prefix="switchyard-dnscfg-")
     bad = os.path.join(d, "bad.yaml")
@@ -182,6 +217,7 @@ TESTS = [
     test_nxdomain_is_negative_and_falls_back,
     test_dns_outage_keeps_the_last_good_addresses,
     test_binding_timeout_while_dns_hangs,
+    test_dnssrv_namer_weights_priorities_and_changes,
     test_bad_dns_config_is_refused,
 ]
 
