@@ -1,5 +1,7 @@
 #include "router/builtin_plugins.h"
 
+#include "dtab/system_namers.h"
+
 namespace switchyard::router {
 
 void addBuiltinPlugins(PluginRegistry& registry) {
@@ -34,6 +36,23 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                     r.problems().error(r.childPath("path"), "expected a path starting with /, got \"" + s->path + "\"");
                   }
                   s->prefix = r.string("prefix", "");
+                  return s;
+                },
+                nullptr, nullptr});
+  registry.add({PluginCategory::Telemeter, "io.l5d.zipkin",
+                [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
+                  auto s = std::make_shared<ZipkinSettings>();
+                  std::string host = r.string("host", "localhost");
+                  if (host == "localhost") host = "127.0.0.1";
+                  if (!dtab::parseIpLiteral(host)) {
+                    r.problems().error(r.childPath("host"), "expected a numeric IP address or localhost, got \"" +
+                                                                host + "\"");
+                  }
+                  s->host = host;
+                  s->port = static_cast<std::uint16_t>(r.integer("port", 9411, 1, 65535));
+                  s->sampleRate = r.number("sampleRate", 0.001, 0.0, 1.0);
+                  s->batchSize = r.integer("batchSize", s->batchSize, 1, 10'000);
+                  s->maxQueuedSpans = r.integer("maxQueuedSpans", s->maxQueuedSpans, 1, 1'000'000);
                   return s;
                 },
                 nullptr, nullptr});

@@ -1,12 +1,14 @@
 #pragma once
 
 #include "router/plugin_registry.h"
+#include "router/tracer.h"
 
 namespace switchyard::router {
 
 // The kinds the router itself implements: the `default` interpreter, the
-// load balancers (p2c, ewma, roundRobin) and the io.l5d.prometheus
-// telemeter (served by the admin server).
+// load balancers (p2c, ewma, roundRobin), the io.l5d.prometheus telemeter
+// (served by the admin server) and io.l5d.zipkin (ZipkinSettings: Zipkin v2
+// JSON over HTTP to host:port, default 127.0.0.1:9411).
 void addBuiltinPlugins(PluginRegistry& registry);
 
 // Settings of the built-in kinds, read by the router when it builds them.

@@ -53,9 +53,93 @@ Exchange::Exchange(Worker& worker, ServerConnection& server, Route route, runtim
   head.headers.remove("l5d-dst-client");
   head.headers.remove("l5d-dst-residual");
   head.headers.set("l5d-reqid", randomId(worker_.rng()));
+  startTrace(head);
   head.versionMinor = 1;
   headPrefix_ = runtime::serializeRequestHead(head);
   headPrefix_.resize(headPrefix_.size() - 2);  // the blank line: head() adds it
+}
+
+void Exchange::startTrace(runtime::RequestHead& head) {
+  auto& rng = worker_.rng();
+  auto incoming = readTraceHeaders(head.headers);
+  if (incoming) {
+    serverTrace_ = *incoming;
+    sharedSpan_ = true;
+  } else {
+    serverTrace_.traceId = newId(rng);
+    serverTrace_.spanId = serverTrace_.traceId;
+  }
+  Tracer* tracer = worker_.tracer();
+  if (!serverTrace_.sampled && tracer) {
+    // The first traced hop decides; l5d-sample asks for a rate.
+    double rate = requestedSampleRate(head.headers).value_or(tracer->sampleRate());
+    serverTrace_.sampled = std::uniform_real_distribution<double>(0, 1)(rng) < rate;
+  }
+  head.headers.remove("l5d-sample");
+  clientTrace_ = serverTrace_;
+  clientTrace_.parentId = serverTrace_.spanId;
+  clientTrace_.spanId = newId(rng);
+  writeTraceHeaders(head.headers, clientTrace_);
+  traced_ = tracer && (serverTrace_.debug || serverTrace_.sampled.value_or(false));
+  if (traced_) {
+    startWallUs_ = wallClockUs();
+    method_ = head.method;
+    path_ = head.path();
+  }
+}
+
+void Exchange::recordSpans(int status, const std::string& error) {
+  if (!traced_) return;
+  traced_ = false;  // once
+  Tracer* tracer = worker_.tracer();
+  std::int64_t now = wallClockUs();
+  std::string name = method_;
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string label = server_ ? server_->plan().config.label : route_.plan ? route_.plan->config.label : "router";
+  auto tags = [&](bool client) {
+    std::vector<std::pair<std::string, std::string>> t = {{"http.method", method_}, {"http.path", path_},
+                                                          {"l5d.name", route_.logicalName.show()}};
+    if (status != 0) t.emplace_back("http.status_code", std::to_string(status));
+    if (!route_.pending()) {
+      t.emplace_back("l5d.bound", route_.bound.id.show());
+      if (client) t.emplace_back("l5d.endpoint", route_.endpoint->key);
+    }
+    if (!error.empty()) {
+      t.emplace_back("error", error);
+    } else if (status >= 500) {
+      t.emplace_back("error", std::to_string(status));
+    }
+    return t;
+  };
+  Span server;
+  server.traceId = traceIdHex(serverTrace_);
+  server.id = serverTrace_.spanId;
+  server.parentId = serverTrace_.parentId;
+  server.kind = "SERVER";
+  server.name = name;
+  server.timestampUs = startWallUs_;
+  server.durationUs = now - startWallUs_;
+  server.localService = label;
+  server.tags = tags(false);
+  server.shared = sharedSpan_;
+  server.debug = serverTrace_.debug;
+  if (attemptWallUs_ != 0 && !route_.pending()) {
+    Span client;
+    client.traceId = server.traceId;
+    client.id = clientTrace_.spanId;
+    client.parentId = clientTrace_.parentId;
+    client.kind = "CLIENT";
+    client.name = name;
+    client.timestampUs = attemptWallUs_;
+    client.durationUs = now - attemptWallUs_;
+    client.localService = label;
+    client.remoteIp = route_.endpoint->endpoint.ip;
+    client.remotePort = route_.endpoint->endpoint.port;
+    client.tags = tags(true);
+    client.debug = serverTrace_.debug;
+    tracer->record(std::move(client));
+  }
+  tracer->record(std::move(server));
 }
 
 std::string Exchange::head() const {
@@ -97,6 +181,7 @@ void Exchange::start() {
 }
 
 void Exchange::beginAttempt() {
+  if (traced_ && attemptWallUs_ == 0) attemptWallUs_ = wallClockUs();
   Balancer::started(*route_.endpoint);
   startAttemptTimer();
   startAttempt();
@@ -441,12 +526,14 @@ void Exchange::maybeFinish() {
     // can carry another message.
     finished_ = true;
     report(false);
+    recordSpans(responseStatus_, {});
     upstream_.reset();
     if (server_) server_->exchangeDone(false);
     return;
   }
   finished_ = true;
   report(false);
+  recordSpans(responseStatus_, {});
   bool reusable = parser_ && parser_->keepAlive() && upstream_ && !upstream_->writeFailed();
   if (reusable) {
     upstream_->setOnDrained(nullptr);
@@ -469,6 +556,7 @@ void Exchange::fail(Failure failure) {
   stopWaiting();
   finished_ = true;
   report(false);
+  recordSpans(responseStarted_ ? responseStatus_ : failure.status(), failure.message);
   upstream_.reset();
   connecting_.reset();
   if (!server_) return;
@@ -481,6 +569,7 @@ void Exchange::fail(Failure failure) {
 
 void Exchange::detach() {
   stopWaiting();
+  recordSpans(responseStatus_, responseDone_ ? "" : "the exchange ended before the response did");
   finished_ = true;
   server_ = nullptr;
   if (timeout_) timeout_->stop();

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "router/trace.h"
 #include "router/worker.h"
 #include "runtime/http1_parser.h"
 #include "runtime/tcp.h"
@@ -51,6 +52,8 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
 
   void feedResponse(std::string_view data);
   std::string head() const;
+  // Reads or starts the trace and writes the context the endpoint gets.
+  void startTrace(runtime::RequestHead& head);
   void startAttempt();  // a pooled connection, or a new one
   void connect();
   // After a failed connect: true if the request went to another endpoint.
@@ -64,6 +67,8 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   void fail(Failure failure);
   void maybeFinish();
   void report(bool connectFailed);
+  // Records this request's spans (once), if it is traced.
+  void recordSpans(int status, const std::string& error);
   static constexpr int kMaxRequeues = 2;
   std::string describeTarget() const;
 
@@ -97,6 +102,15 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   int responseStatus_ = 0;
   std::uint64_t startMs_;
   std::uint64_t responseBodyBytes_ = 0;
+  // Tracing: the context of our server span and of the client span sent on.
+  TraceContext serverTrace_;
+  TraceContext clientTrace_;
+  bool traced_ = false;      // sampled, with a tracer: spans are recorded
+  bool sharedSpan_ = false;  // the server span continues the caller's span
+  std::int64_t startWallUs_ = 0;
+  std::int64_t attemptWallUs_ = 0;  // 0: no attempt began
+  std::string method_;
+  std::string path_;
   // Only when configured: service.totalTimeoutMs and
   // client.requestAttemptTimeoutMs, both up to the response head.
   std::unique_ptr<runtime::Timer> timeout_;

@@ -160,6 +160,16 @@ void RouterProcess::reload(const char* why) {
 
 std::vector<ProcessMetric> RouterProcess::processMetrics() const {
   std::vector<ProcessMetric> out;
+  if (zipkin_) {
+    auto z = zipkin_->stats();
+    out.push_back({"zipkin/spans_sent", "zipkin:spans_sent", {}, true, "Spans the collector accepted",
+                   static_cast<double>(z.sent)});
+    out.push_back({"zipkin/spans_dropped", "zipkin:spans_dropped", {}, true,
+                   "Spans dropped: queue full, or the collector failed or was unreachable",
+                   static_cast<double>(z.dropped)});
+    out.push_back({"zipkin/batches_failed", "zipkin:batches_failed", {}, true, "Span batches the collector did not accept",
+                   static_cast<double>(z.failedBatches)});
+  }
   if (!hosts_) return out;
   auto st = hosts_->stats();
   out.push_back({"inet/dns/lookups", "inet:dns:lookups", {}, true, "DNS lookups of /$/inet host names",
@@ -245,6 +255,18 @@ int RouterProcess::run() {
     ports_ = *bound;
     workers_.push_back(std::move(w));
   }
+  for (const auto& t : config_.telemetry) {
+    if (t.kind != "io.l5d.zipkin") continue;
+    const auto& settings = *static_cast<const ZipkinSettings*>(t.settings.get());
+    zipkin_ = std::make_unique<ZipkinExporter>(loop_, settings);
+    for (auto& w : workers_) {
+      // Batches travel from each worker's loop to the exporter on this one.
+      w->setTracer(std::make_unique<Tracer>(w->loop(), settings, [this](std::vector<Span> spans, std::uint64_t dropped) {
+        loop_.post([this, spans = std::move(spans), dropped]() mutable { zipkin_->add(std::move(spans), dropped); });
+      }));
+    }
+    break;  // one exporter
+  }
   AdminServer::Context ctx{&plans_, &source_, [this] { return naming_; }, [this] { shutdown(); },
                            [this](auto done) { collectMetrics(std::move(done)); },
                            [this] { return processMetrics(); }, {}};
@@ -296,6 +318,8 @@ int RouterProcess::run() {
 
   configWatch_.reset();
   admin_.reset();
+  workers_.clear();
+  zipkin_.reset();
   hosts_.reset();
   namers_.clear();
   workers_.clear();

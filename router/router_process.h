@@ -52,6 +52,7 @@ class RouterProcess {
   std::vector<std::unique_ptr<RouterPlan>> plans_;
   std::vector<std::pair<dtab::Path, std::unique_ptr<namer::NamerHost>>> namers_;
   std::unique_ptr<namer::HostResolver> hosts_;  // DNS for /$/inet; null if it could not start
+  std::unique_ptr<ZipkinExporter> zipkin_;      // with an io.l5d.zipkin telemeter
   std::shared_ptr<const NamingState> naming_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<AdminServer> admin_;

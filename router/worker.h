@@ -22,6 +22,7 @@
 #include "router/leaf_picker.h"
 #include "router/metrics.h"
 #include "router/router_plan.h"
+#include "router/tracer.h"
 #include "runtime/loop.h"
 #include "runtime/tcp.h"
 #include "runtime/timer.h"
@@ -80,6 +81,9 @@ class Worker {
   void stopWaiting(Exchange* e) { waiting_.erase(e); }
 
   ClientPool& pool() { return pool_; }
+  // Zipkin tracing, if configured (before the thread starts); else null.
+  void setTracer(std::unique_ptr<Tracer> tracer) { tracer_ = std::move(tracer); }
+  Tracer* tracer() { return tracer_.get(); }
   std::mt19937_64& rng() { return rng_; }
   void connectionClosed(ServerConnection* c);
   // This worker's metrics: written on its loop only; copied for the admin.
@@ -121,6 +125,7 @@ class Worker {
   std::unique_ptr<runtime::Timer> drainTimer_;
   static constexpr std::uint64_t kSweepMs = 1'000;
   runtime::Timer sweepTimer_;  // connection timeouts
+  std::unique_ptr<Tracer> tracer_;
 };
 
 }  // namespace switchyard::router
