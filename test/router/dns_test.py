@@ -89,6 +89,34 @@ def test_host_names_resolve_and_follow_changes(c):
         b.stop()
 
 
+def test_aaaa_records_and_namer_dns_hosts(c):
+    v6 = Backend("v6", host="::1")
+    a = Backend("a")
+    dns = Dnsmasq(hosts=[("::1", "six.test"), ("127.0.0.1", "a.test")],
+                  srv=[("_http._tcp.web.test", "a.test", a.port, 0, 1)])
+    # The dns block of the second router points at a server that never
+    # answers; its dnssrv namer's dnsHosts names the working one.
+    silent = harness.socket.socket(harness.socket.AF_INET, harness.socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+
+    class Silent:
+        address = "127.0.0.1:%d" % silent.getsockname()[1]
+
+    namers = "namers:\n- kind: io.l5d.dnssrv\n  dnsHosts: [\"%s\"]\n" % dns.address
+    router = Router(BINARY, config(dns, "/svc/six => /$/inet/six.test/%d" % v6.port))
+    router2 = Router(BINARY, config(Silent, "/svc/web => /#/io.l5d.dnssrv/_http._tcp.web.test", namers=namers))
+    try:
+        c.eq(backend_of(router, "six"), "v6", "an AAAA record (::1) is used")
+        c.eq(backend_of(router2, "web"), "a", "the dnssrv namer asks its dnsHosts, not the dns block's servers")
+    finally:
+        router.stop()
+        router2.stop()
+        dns.stop()
+        v6.stop()
+        a.stop()
+        silent.close()
+
+
 def test_nxdomain_is_negative_and_falls_back(c):
     fallback = Backend("fallback")
     dns = Dnsmasq(hosts=[])
@@ -214,6 +242,7 @@ routers:
 
 TESTS = [
     test_host_names_resolve_and_follow_changes,
+    test_aaaa_records_and_namer_dns_hosts,
     test_nxdomain_is_negative_and_falls_back,
     test_dns_outage_keeps_the_last_good_addresses,
     test_binding_timeout_while_dns_hangs,

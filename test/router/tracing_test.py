@@ -111,6 +111,17 @@ def test_incoming_trace_is_continued(c):
             c.eq(server_a["id"], "a2fb4a1d1a96d312", "a's server span is the caller's span, shared")
             s, _, body = chain.get(headers={"b3": "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"})
             c.eq(received(body, "x-b3-traceid"), ["80f198ee56343ba864fe8b2a57d3eff7"], "the single b3 header is read")
+            # Only Linkerd's l5d-ctx-trace: span 0x11, parent 0x22, trace 0x33,
+            # flags sampled + known, as a Linkerd 1 router sends it.
+            import base64
+            ctx = base64.b64encode(bytes.fromhex("0000000000000011" "0000000000000022" "0000000000000033"
+                                                 "0000000000000006")).decode()
+            s, _, body = chain.get(headers={"l5d-ctx-trace": ctx})
+            c.eq(received(body, "x-b3-traceid"), ["0000000000000033"], "l5d-ctx-trace from Linkerd is continued")
+            spans = z.wait_for_spans(4, timeout=10, trace_id="0000000000000033")
+            server_a = [sp for sp in spans if sp["kind"] == "SERVER" and sp["localEndpoint"]["serviceName"] == "a"][0]
+            c.eq((server_a["id"], server_a.get("parentId")), ("0000000000000011", "0000000000000022"),
+                 "with its span and parent ids")
             s, _, body = chain.get(headers={"x-b3-traceid": "0000000000000001", "x-b3-spanid": "0000000000000002",
                                             "x-b3-sampled": "0"})
             c.eq(received(body, "x-b3-sampled"), ["0"], "a caller's decision not to sample is kept")

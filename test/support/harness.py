@@ -243,6 +243,19 @@ def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def free_udp_tcp_port(host="127.0.0.1"):
+    """A port free for both UDP and TCP on `host` just now."""
+    for _ in range(100):
+        port = free_port(socket.SOCK_DGRAM, host)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            try:
+                t.bind((host, port))
+                return port
+            except OSError:
+                continue
+    raise HarnessError("no port free for both UDP and TCP")
+
+
 class Dnsmasq:
     """Debian's dnsmasq as a DNS server on 127.0.0.1:<port> for tests, and
     nothing else: no upstream servers, no /etc/hosts, no DHCP, no pid file.
@@ -260,10 +273,18 @@ class Dnsmasq:
         self.log_path = os.path.join(self.tmpdir, "dnsmasq.log")
         self.ttl = ttl
         self.srv = list(srv)
-        self.port = free_port()
         self.proc = None
         self._write_hosts(hosts)
-        self.start(ready_timeout)
+        # dnsmasq listens on UDP and TCP: take a port free in both, and try
+        # another if someone took it meanwhile.
+        for attempt in range(5):
+            self.port = free_udp_tcp_port()
+            try:
+                self.start(ready_timeout)
+                return
+            except HarnessError as e:
+                if "Address already in use" not in str(e) or attempt == 4:
+                    raise
 
     def _write_hosts(self, hosts):
         tmp = self.hosts_path + ".tmp"
