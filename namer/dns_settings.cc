@@ -13,11 +13,10 @@ bool isDnsServerAddress(const std::string& text) {
     auto close = text.find(']');
     if (close == std::string::npos) return false;
     ip = text.substr(1, close - 1);
-    if (close + 1 < text.size()) {
-      if (text[close + 1] != ':') return false;
-      port = text.substr(close + 2);
-      if (port.empty()) return false;
-    }
+    // c-ares takes a bracketed address only with a port.
+    if (close + 1 >= text.size() || text[close + 1] != ':') return false;
+    port = text.substr(close + 2);
+    if (port.empty()) return false;
   } else if (std::count(text.begin(), text.end(), ':') == 1) {
     ip = text.substr(0, text.find(':'));
     port = text.substr(text.find(':') + 1);
@@ -30,7 +29,9 @@ bool isDnsServerAddress(const std::string& text) {
     int p = std::stoi(port);
     if (p < 1 || p > 65535) return false;
   }
-  return dtab::parseIpLiteral(ip).has_value();
+  // Only the canonical form (127.0.0.1, not Java's 127.1), as c-ares reads it.
+  auto canonical = dtab::parseIpLiteral(ip);
+  return canonical && *canonical == ip;
 }
 
 }  // namespace switchyard::namer

@@ -45,8 +45,23 @@ void HostResolver::start(std::function<void()> onChange) {
   onChange_ = std::move(onChange);
   sweep_.start(1000, [this] {
     std::uint64_t now = loop_.nowMs();
-    for (auto& [host, e] : entries_) {
-      if (!e.inFlight && now >= e.refreshAtMs) resolve(host);
+    bool forgot = false;
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      Entry& e = it->second;
+      if (e.inFlight || now < e.refreshAtMs) {
+        ++it;
+      } else if (e.answer.kind == dtab::HostAnswer::Kind::Addresses) {
+        resolve((it++)->first);
+      } else {
+        // A name without addresses is forgotten rather than asked again
+        // forever: if a request still wants it, its lookup asks anew.
+        it = entries_.erase(it);
+        forgot = true;
+      }
+    }
+    if (forgot) {
+      publish();
+      if (onChange_) onChange_();
     }
   }, 1000);
 }

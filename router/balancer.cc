@@ -83,6 +83,7 @@ std::shared_ptr<EndpointState> Balancer::pick(std::uint64_t nowMs, std::mt19937_
   for (std::int64_t effort = 0; effort < settings_.maxEffort; ++effort) {
     std::size_t a = draw();
     std::size_t b = draw();
+    if (b == a) b = draw();  // once more, so that weights keep their say
     if (b == a) b = (a + 1) % n;
     auto& ea = endpoints_[a];
     auto& eb = endpoints_[b];

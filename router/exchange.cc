@@ -1,5 +1,6 @@
 #include "router/exchange.h"
 
+#include <cctype>
 #include <cstdio>
 
 #include "router/hop_headers.h"
@@ -95,51 +96,42 @@ void Exchange::recordSpans(int status, const std::string& error) {
   std::int64_t now = wallClockUs();
   std::string name = method_;
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::string label = server_ ? server_->plan().config.label : route_.plan ? route_.plan->config.label : "router";
-  auto tags = [&](bool client) {
-    std::vector<std::pair<std::string, std::string>> t = {{"http.method", method_}, {"http.path", path_},
-                                                          {"l5d.name", route_.logicalName.show()}};
-    if (status != 0) t.emplace_back("http.status_code", std::to_string(status));
-    if (!route_.pending()) {
-      t.emplace_back("l5d.bound", route_.bound.id.show());
-      if (client) t.emplace_back("l5d.endpoint", route_.endpoint->key);
-    }
-    if (!error.empty()) {
-      t.emplace_back("error", error);
-    } else if (status >= 500) {
-      t.emplace_back("error", std::to_string(status));
-    }
-    return t;
-  };
-  Span server;
-  server.traceId = traceIdHex(serverTrace_);
-  server.id = serverTrace_.spanId;
-  server.parentId = serverTrace_.parentId;
-  server.kind = "SERVER";
-  server.name = name;
-  server.timestampUs = startWallUs_;
-  server.durationUs = now - startWallUs_;
-  server.localService = label;
-  server.tags = tags(false);
-  server.shared = sharedSpan_;
-  server.debug = serverTrace_.debug;
+  const std::string& label = route_.plan ? route_.plan->config.label : server_->plan().config.label;
+  std::string traceId = traceIdHex(serverTrace_);
+  std::string logical = route_.logicalName.show();
+  std::string bound = route_.pending() ? std::string() : route_.bound.id.show();
+  std::string statusText = status != 0 ? std::to_string(status) : std::string();
+  std::string errorText = !error.empty() ? error : status >= 500 ? statusText : std::string();
+
+  Span span;
+  span.traceId = traceId;
+  span.name = name;
+  span.localService = label;
+  span.debug = serverTrace_.debug;
+  span.tags = {{"http.method", method_}, {"http.path", path_}, {"l5d.name", logical}};
+  if (!statusText.empty()) span.tags.emplace_back("http.status_code", statusText);
+  if (!bound.empty()) span.tags.emplace_back("l5d.bound", bound);
+  if (!errorText.empty()) span.tags.emplace_back("error", errorText);
+
   if (attemptWallUs_ != 0 && !route_.pending()) {
-    Span client;
-    client.traceId = server.traceId;
+    Span client = span;
     client.id = clientTrace_.spanId;
     client.parentId = clientTrace_.parentId;
     client.kind = "CLIENT";
-    client.name = name;
     client.timestampUs = attemptWallUs_;
     client.durationUs = now - attemptWallUs_;
-    client.localService = label;
     client.remoteIp = route_.endpoint->endpoint.ip;
     client.remotePort = route_.endpoint->endpoint.port;
-    client.tags = tags(true);
-    client.debug = serverTrace_.debug;
-    tracer->record(std::move(client));
+    client.tags.emplace_back("l5d.endpoint", route_.endpoint->key);
+    tracer->record(client);
   }
-  tracer->record(std::move(server));
+  span.id = serverTrace_.spanId;
+  span.parentId = serverTrace_.parentId;
+  span.kind = "SERVER";
+  span.timestampUs = startWallUs_;
+  span.durationUs = now - startWallUs_;
+  span.shared = sharedSpan_;
+  tracer->record(span);
 }
 
 std::string Exchange::head() const {

@@ -261,8 +261,8 @@ int RouterProcess::run() {
     zipkin_ = std::make_unique<ZipkinExporter>(loop_, settings);
     for (auto& w : workers_) {
       // Batches travel from each worker's loop to the exporter on this one.
-      w->setTracer(std::make_unique<Tracer>(w->loop(), settings, [this](std::vector<Span> spans, std::uint64_t dropped) {
-        loop_.post([this, spans = std::move(spans), dropped]() mutable { zipkin_->add(std::move(spans), dropped); });
+      w->setTracer(std::make_unique<Tracer>(w->loop(), settings, [this](SpanBatch batch, std::uint64_t dropped) {
+        loop_.post([this, batch = std::move(batch), dropped]() mutable { zipkin_->add(std::move(batch), dropped); });
       }));
     }
     break;  // one exporter

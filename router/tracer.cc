@@ -1,7 +1,6 @@
 #include "router/tracer.h"
 
 #include <chrono>
-#include <nlohmann/json.hpp>
 
 #include "router/trace.h"
 
@@ -12,58 +11,122 @@ std::int64_t wallClockUs() {
       .count();
 }
 
-std::string spansJson(const std::vector<Span>& spans) {
-  auto out = nlohmann::ordered_json::array();
-  for (const auto& s : spans) {
-    nlohmann::ordered_json j;
-    j["traceId"] = s.traceId;
-    if (s.parentId != 0) j["parentId"] = hexId(s.parentId);
-    j["id"] = hexId(s.id);
-    j["kind"] = s.kind;
-    j["name"] = s.name;
-    j["timestamp"] = s.timestampUs;
-    j["duration"] = std::max<std::int64_t>(s.durationUs, 1);
-    j["localEndpoint"] = {{"serviceName", s.localService}};
-    if (!s.remoteIp.empty()) {
-      nlohmann::ordered_json remote;
-      remote[s.remoteIp.find(':') == std::string::npos ? "ipv4" : "ipv6"] = s.remoteIp;
-      if (s.remotePort != 0) remote["port"] = s.remotePort;
-      j["remoteEndpoint"] = remote;
+namespace {
+
+bool validUtf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 4;
+    if (n == 4 || (n > 0 && i + n >= s.size())) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
     }
-    if (!s.tags.empty()) {
-      nlohmann::ordered_json tags = nlohmann::ordered_json::object();
-      for (const auto& [k, v] : s.tags) tags[k] = v;
-      j["tags"] = tags;
-    }
-    if (s.shared) j["shared"] = true;
-    if (s.debug) j["debug"] = true;
-    out.push_back(std::move(j));
+    i += n + 1;
   }
-  // Bytes a peer sent (a path) may not be UTF-8: replace rather than throw.
-  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return true;
 }
 
-Tracer::Tracer(runtime::Loop& loop, ZipkinSettings settings,
-               std::function<void(std::vector<Span>, std::uint64_t)> ship)
+// A JSON string. Bytes that are not UTF-8 (a peer's path may hold any) are
+// written as \u00XX, so the document stays valid.
+void appendString(std::string& out, std::string_view s) {
+  static const char* hex = "0123456789abcdef";
+  bool utf8 = validUtf8(s);
+  out += '"';
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
+      out += "\\u00";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  out += '"';
+}
+
+void appendHexId(std::string& out, std::uint64_t id) {
+  static const char* hex = "0123456789abcdef";
+  out += '"';
+  for (int shift = 60; shift >= 0; shift -= 4) out += hex[(id >> shift) & 15];
+  out += '"';
+}
+
+}  // namespace
+
+void appendSpanJson(std::string& out, const Span& s) {
+  out += "{\"traceId\":";
+  appendString(out, s.traceId);
+  if (s.parentId != 0) {
+    out += ",\"parentId\":";
+    appendHexId(out, s.parentId);
+  }
+  out += ",\"id\":";
+  appendHexId(out, s.id);
+  out += ",\"kind\":";
+  appendString(out, s.kind);
+  out += ",\"name\":";
+  appendString(out, s.name);
+  out += ",\"timestamp\":";
+  out += std::to_string(s.timestampUs);
+  out += ",\"duration\":";
+  out += std::to_string(std::max<std::int64_t>(s.durationUs, 1));
+  out += ",\"localEndpoint\":{\"serviceName\":";
+  appendString(out, s.localService);
+  out += '}';
+  if (!s.remoteIp.empty()) {
+    out += s.remoteIp.find(':') == std::string_view::npos ? ",\"remoteEndpoint\":{\"ipv4\":" : ",\"remoteEndpoint\":{\"ipv6\":";
+    appendString(out, s.remoteIp);
+    if (s.remotePort != 0) {
+      out += ",\"port\":";
+      out += std::to_string(s.remotePort);
+    }
+    out += '}';
+  }
+  if (!s.tags.empty()) {
+    out += ",\"tags\":{";
+    bool first = true;
+    for (const auto& [k, v] : s.tags) {
+      if (!first) out += ',';
+      first = false;
+      appendString(out, k);
+      out += ':';
+      appendString(out, v);
+    }
+    out += '}';
+  }
+  if (s.shared) out += ",\"shared\":true";
+  if (s.debug) out += ",\"debug\":true";
+  out += '}';
+}
+
+Tracer::Tracer(runtime::Loop& loop, ZipkinSettings settings, std::function<void(SpanBatch, std::uint64_t)> ship)
     : settings_(std::move(settings)), ship_(std::move(ship)), timer_(loop) {
   auto every = static_cast<std::uint64_t>(settings_.flushIntervalMs);
   timer_.start(every, [this] { flush(); }, every);
 }
 
-void Tracer::record(Span span) {
+void Tracer::record(const Span& span) {
   // Bounded between flushes: a burst beyond the exporter's queue is dropped
   // here rather than carried to the main loop.
-  if (buffer_.size() >= static_cast<std::size_t>(settings_.maxQueuedSpans)) {
+  if (buffer_.count >= static_cast<std::size_t>(settings_.maxQueuedSpans)) {
     ++dropped_;
     return;
   }
-  buffer_.push_back(std::move(span));
+  if (buffer_.count > 0) buffer_.json += ',';
+  appendSpanJson(buffer_.json, span);
+  ++buffer_.count;
+  // A full batch goes at once rather than wait for the timer.
+  if (buffer_.count >= static_cast<std::size_t>(settings_.batchSize)) flush();
 }
 
 void Tracer::flush() {
-  if (buffer_.empty() && dropped_ == 0) return;
+  if (buffer_.count == 0 && dropped_ == 0) return;
   ship_(std::move(buffer_), dropped_);
-  buffer_.clear();
+  buffer_ = SpanBatch{};
   dropped_ = 0;
 }
 
@@ -74,15 +137,15 @@ ZipkinExporter::~ZipkinExporter() {
   if (stream_) stream_->setHandler(nullptr);
 }
 
-void ZipkinExporter::add(std::vector<Span> spans, std::uint64_t droppedElsewhere) {
+void ZipkinExporter::add(SpanBatch batch, std::uint64_t droppedElsewhere) {
   stats_.dropped += droppedElsewhere;
-  for (auto& s : spans) {
-    if (queue_.size() >= static_cast<std::size_t>(settings_.maxQueuedSpans)) {
-      ++stats_.dropped;
-      continue;
-    }
-    queue_.push_back(std::move(s));
+  if (batch.count == 0) return;
+  if (queued_ + batch.count > static_cast<std::size_t>(settings_.maxQueuedSpans)) {
+    stats_.dropped += batch.count;
+    return;
   }
+  queued_ += batch.count;
+  queue_.push_back(std::move(batch));
   sendNext();
 }
 
@@ -90,36 +153,57 @@ void ZipkinExporter::sendNext() {
   if (inFlight_ > 0 || backingOff_ || queue_.empty()) return;
   auto addr = runtime::SocketAddress::parse(settings_.host, settings_.port);
   if (!addr) {
-    done(false, addr.error());
+    stats_.dropped += queued_;
+    queue_.clear();
+    queued_ = 0;
     return;
   }
-  std::size_t n = std::min<std::size_t>(queue_.size(), static_cast<std::size_t>(settings_.batchSize));
-  std::vector<Span> batch(std::make_move_iterator(queue_.begin()),
-                          std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
-  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+  // Whole worker batches, up to batchSize spans (at least one batch).
+  std::string body = "[";
+  std::size_t n = 0;
+  while (!queue_.empty() && (n == 0 || n + queue_.front().count <= static_cast<std::size_t>(settings_.batchSize))) {
+    if (n > 0) body += ',';
+    body += queue_.front().json;
+    n += queue_.front().count;
+    queued_ -= queue_.front().count;
+    queue_.pop_front();
+  }
+  body += ']';
   inFlight_ = n;
-  status_ = 0;
-  std::string body = spansJson(batch);
-  std::string request = "POST /api/v2/spans HTTP/1.1\r\nHost: " + addr->show() +
-                        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                        "\r\nConnection: close\r\n\r\n" + body;
+  request_ = "POST /api/v2/spans HTTP/1.1\r\nHost: " + addr->show() +
+             "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   timeout_.start(5'000, [this] { done(false, "no answer within 5 s"); });
-  connecting_ = runtime::TcpConnect::start(loop_, *addr, 2'000, [this, request](auto result) {
+  if (stream_) {
+    send();  // the kept-alive connection
+    return;
+  }
+  connecting_ = runtime::TcpConnect::start(loop_, *addr, 2'000, [this](auto result) {
     loop_.deleteLater(std::move(connecting_));
     if (!result) {
       done(false, result.error());
       return;
     }
     stream_ = std::move(*result);
-    parser_ = std::make_unique<runtime::Http1Parser>(runtime::Http1Parser::Type::Response, *this,
-                                                     runtime::Http1Parser::Limits{8 * 1024, 64 * 1024});
     stream_->setHandler(this);
     stream_->startReading();
-    stream_->write(request);
+    send();
   });
 }
 
+void ZipkinExporter::send() {
+  status_ = 0;
+  parser_ = std::make_unique<runtime::Http1Parser>(runtime::Http1Parser::Type::Response, *this,
+                                                   runtime::Http1Parser::Limits{8 * 1024, 64 * 1024});
+  stream_->write(std::move(request_));
+  request_.clear();
+}
+
 void ZipkinExporter::onData(std::string_view data) {
+  if (inFlight_ == 0) {
+    // Nothing was asked: the collector is closing or misbehaving.
+    if (stream_) loop_.defer([this] { stream_.reset(); });
+    return;
+  }
   while (!data.empty() && parser_ && inFlight_ > 0) {
     auto r = parser_->feed(data);
     if (r.status == runtime::Http1Parser::Status::Error) {
@@ -132,7 +216,14 @@ void ZipkinExporter::onData(std::string_view data) {
 }
 
 void ZipkinExporter::onClosed(const std::string& error) {
-  if (inFlight_ == 0) return;
+  if (inFlight_ == 0) {
+    // An idle kept-alive connection closed: the next POST opens another.
+    if (stream_) {
+      stream_->setHandler(nullptr);
+      loop_.defer([this] { stream_.reset(); });
+    }
+    return;
+  }
   if (parser_ && parser_->inMessage() && status_ != 0) {
     parser_->finish();  // a body delimited by the close
     if (inFlight_ == 0) return;
@@ -146,6 +237,7 @@ void ZipkinExporter::onResponseHead(runtime::ResponseHead&& head, const runtime:
 
 void ZipkinExporter::onMessageEnd() {
   if (status_ >= 100 && status_ < 200) return;  // an interim response
+  keepAlive_ = parser_ && parser_->keepAlive();
   done(status_ >= 200 && status_ < 300, "the collector answered " + std::to_string(status_));
 }
 
@@ -168,10 +260,11 @@ void ZipkinExporter::done(bool ok, const std::string& why) {
   // Released after this callback: we may be inside the parser or stream.
   if (connecting_) loop_.deleteLater(std::move(connecting_));
   if (parser_) loop_.deleteLater(std::move(parser_));
-  if (stream_) {
+  if (stream_ && !(ok && keepAlive_)) {
     stream_->setHandler(nullptr);
     stream_.reset();
   }
+  keepAlive_ = false;
   if (!ok) {
     // A failing collector is tried again after a second, not in a loop.
     backingOff_ = true;

@@ -2,17 +2,20 @@
 
 // Zipkin tracing: spans recorded on the workers, exported from the main loop.
 //
-// Each worker's Tracer buffers the spans its requests finish (bounded) and
-// hands them over in batches once a second; the ZipkinExporter on the main
-// loop queues them (bounded) and POSTs them as Zipkin v2 JSON to the
-// collector, one batch at a time. Nothing on the request path waits for the
-// collector: a slow or dead one only makes spans be dropped, and counted.
+// Each worker's Tracer writes the spans its requests finish as Zipkin v2 JSON
+// into a buffer (bounded) and hands the text over once a second; the
+// ZipkinExporter on the main loop queues it (bounded) and POSTs it to the
+// collector over one keep-alive connection, one batch at a time. Nothing on
+// the request path waits for the collector: a slow or dead one only makes
+// spans be dropped, and counted. Spans are serialized where they are made,
+// once, straight into the text that is sent.
 
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -28,29 +31,36 @@ struct ZipkinSettings {
   std::string host = "127.0.0.1";
   std::uint16_t port = 9411;
   double sampleRate = 0.001;
-  std::int64_t batchSize = 100;         // spans per POST
+  std::int64_t batchSize = 1'000;       // spans per POST, at most
   std::int64_t maxQueuedSpans = 10'000; // in the exporter; more are dropped
   std::int64_t flushIntervalMs = 1'000;
 };
 
+// One span, its strings borrowed from the caller for the time of the call.
 struct Span {
-  std::string traceId;  // lower hex, 16 or 32 digits
+  std::string_view traceId;  // lower hex, 16 or 32 digits
   std::uint64_t id = 0;
   std::uint64_t parentId = 0;  // 0: a root span
-  const char* kind = "SERVER";
-  std::string name;
+  std::string_view kind = "SERVER";
+  std::string_view name;
   std::int64_t timestampUs = 0;  // epoch microseconds
   std::int64_t durationUs = 1;
-  std::string localService;
-  std::string remoteIp;
+  std::string_view localService;
+  std::string_view remoteIp;
   std::uint16_t remotePort = 0;
-  std::vector<std::pair<std::string, std::string>> tags;
+  std::vector<std::pair<std::string_view, std::string_view>> tags;
   bool shared = false;
   bool debug = false;
 };
 
-// Zipkin v2 JSON: a list of spans.
-std::string spansJson(const std::vector<Span>& spans);
+// Appends `span` as one Zipkin v2 JSON object.
+void appendSpanJson(std::string& out, const Span& span);
+
+// A batch of serialized spans: "{...},{...}" and how many.
+struct SpanBatch {
+  std::string json;
+  std::size_t count = 0;
+};
 
 // Epoch microseconds now (spans' timestamps are wall-clock time).
 std::int64_t wallClockUs();
@@ -59,16 +69,15 @@ class Tracer {
  public:
   // `ship` runs on the worker's loop with a batch and the number of spans
   // dropped here since the last one; it must hand them to the main loop.
-  Tracer(runtime::Loop& loop, ZipkinSettings settings,
-         std::function<void(std::vector<Span>, std::uint64_t dropped)> ship);
+  Tracer(runtime::Loop& loop, ZipkinSettings settings, std::function<void(SpanBatch, std::uint64_t dropped)> ship);
   double sampleRate() const { return settings_.sampleRate; }
-  void record(Span span);
+  void record(const Span& span);
 
  private:
   void flush();
   ZipkinSettings settings_;
-  std::function<void(std::vector<Span>, std::uint64_t)> ship_;
-  std::vector<Span> buffer_;
+  std::function<void(SpanBatch, std::uint64_t)> ship_;
+  SpanBatch buffer_;
   std::uint64_t dropped_ = 0;
   runtime::Timer timer_;
 };
@@ -77,7 +86,7 @@ class ZipkinExporter final : public runtime::TcpStream::Handler, public runtime:
  public:
   ZipkinExporter(runtime::Loop& loop, ZipkinSettings settings);
   ~ZipkinExporter() override;
-  void add(std::vector<Span> spans, std::uint64_t droppedElsewhere);
+  void add(SpanBatch batch, std::uint64_t droppedElsewhere);
 
   struct Stats {
     std::uint64_t sent = 0;
@@ -88,6 +97,7 @@ class ZipkinExporter final : public runtime::TcpStream::Handler, public runtime:
 
  private:
   void sendNext();
+  void send();  // the POST under way, on stream_
   void done(bool ok, const std::string& why);
   // TcpStream::Handler
   void onData(std::string_view data) override;
@@ -99,9 +109,12 @@ class ZipkinExporter final : public runtime::TcpStream::Handler, public runtime:
 
   runtime::Loop& loop_;
   ZipkinSettings settings_;
-  std::deque<Span> queue_;
+  std::deque<SpanBatch> queue_;
+  std::size_t queued_ = 0;    // spans in queue_
   std::size_t inFlight_ = 0;  // spans in the POST under way
+  std::string request_;       // the POST under way
   int status_ = 0;
+  bool keepAlive_ = false;    // the collector keeps the connection
   bool backingOff_ = false;
   std::unique_ptr<runtime::TcpConnect> connecting_;
   runtime::TcpStreamPtr stream_;

@@ -102,7 +102,7 @@ Expected<std::unique_ptr<DnsResolver>, std::string> DnsResolver::create(Loop& lo
     }
     r->servers_ = csv;
   } else {
-    r->servers_ = "the system's (resolv.conf)";
+    r->servers_ = "resolv.conf's";
   }
   r->timer_ = new uv_timer_t;
   uv_timer_init(loop.uv(), r->timer_);
@@ -211,6 +211,9 @@ void DnsResolver::resolveHost(const std::string& name, std::function<void(HostRe
                          anyTtl = true;
                        }
                        ares_freeaddrinfo(info);
+                       // Servers rotate record order; a set is a set.
+                       std::sort(v4.begin(), v4.end());
+                       std::sort(v6.begin(), v6.end());
                        result.addresses = std::move(v4);
                        result.addresses.insert(result.addresses.end(), v6.begin(), v6.end());
                      }

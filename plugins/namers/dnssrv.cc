@@ -130,10 +130,11 @@ class DnsSrvHost final : public namer::NamerHost {
       for (const auto& t : targets) {
         dns_->resolveHost(t.host, [this, name, t, g, ttl](DnsResolver::HostResult h) {
           if (h.status == DnsResolver::Status::Ok) {
-            for (const auto& ip : h.addresses) {
-              // A weight of 0 still serves, least of all (RFC 2782).
-              g->endpoints.push_back({ip, t.port, t.weight == 0 ? 0.1 : static_cast<double>(t.weight), {}});
-            }
+            // A target's weight is shared by its addresses; a weight of 0
+            // still serves, least of all (RFC 2782).
+            double weight = (t.weight == 0 ? 0.1 : static_cast<double>(t.weight)) /
+                            static_cast<double>(h.addresses.size());
+            for (const auto& ip : h.addresses) g->endpoints.push_back({ip, t.port, weight, {}});
           } else {
             g->errors += (g->errors.empty() ? "" : "; ") + t.host + ": " + h.error;
           }
