@@ -32,19 +32,23 @@ void appendString(std::string& out, std::string_view s) {
   static const char* hex = "0123456789abcdef";
   bool utf8 = validUtf8(s);
   out += '"';
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
+  std::size_t run = 0;  // start of the bytes that need no escape
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    bool plain = c != '"' && c != '\\' && c >= 0x20 && c != 0x7f && (c < 0x80 || utf8);
+    if (plain) continue;
+    out.append(s, run, i - run);
+    run = i + 1;
     if (c == '"' || c == '\\') {
       out += '\\';
-      out += ch;
-    } else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
+      out += static_cast<char>(c);
+    } else {
       out += "\\u00";
       out += hex[c >> 4];
       out += hex[c & 15];
-    } else {
-      out += ch;
     }
   }
+  out.append(s, run, s.size() - run);
   out += '"';
 }
 
@@ -116,7 +120,11 @@ void Tracer::record(const Span& span) {
     ++dropped_;
     return;
   }
-  if (buffer_.count > 0) buffer_.json += ',';
+  if (buffer_.count > 0) {
+    buffer_.json += ',';
+  } else {
+    buffer_.json.reserve(static_cast<std::size_t>(std::min<std::int64_t>(settings_.batchSize, 1'000)) * 640);
+  }
   appendSpanJson(buffer_.json, span);
   ++buffer_.count;
   // A full batch goes at once rather than wait for the timer.
@@ -158,20 +166,29 @@ void ZipkinExporter::sendNext() {
     queued_ = 0;
     return;
   }
-  // Whole worker batches, up to batchSize spans (at least one batch).
-  std::string body = "[";
+  // Whole worker batches, up to batchSize spans (at least one batch),
+  // written once into the request.
   std::size_t n = 0;
-  while (!queue_.empty() && (n == 0 || n + queue_.front().count <= static_cast<std::size_t>(settings_.batchSize))) {
-    if (n > 0) body += ',';
-    body += queue_.front().json;
-    n += queue_.front().count;
+  std::size_t batches = 0;
+  std::size_t bodySize = 2;
+  for (const auto& b : queue_) {
+    if (n > 0 && n + b.count > static_cast<std::size_t>(settings_.batchSize)) break;
+    n += b.count;
+    bodySize += b.json.size() + (batches > 0 ? 1 : 0);
+    ++batches;
+  }
+  request_ = "POST /api/v2/spans HTTP/1.1\r\nHost: " + addr->show() +
+             "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(bodySize) + "\r\n\r\n";
+  request_.reserve(request_.size() + bodySize);
+  request_ += '[';
+  for (std::size_t i = 0; i < batches; ++i) {
+    if (i > 0) request_ += ',';
+    request_ += queue_.front().json;
     queued_ -= queue_.front().count;
     queue_.pop_front();
   }
-  body += ']';
+  request_ += ']';
   inFlight_ = n;
-  request_ = "POST /api/v2/spans HTTP/1.1\r\nHost: " + addr->show() +
-             "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   timeout_.start(5'000, [this] { done(false, "no answer within 5 s"); });
   if (stream_) {
     send();  // the kept-alive connection

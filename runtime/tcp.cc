@@ -60,6 +60,8 @@ struct TcpStream::WriteReq {
   uv_write_t req;
   std::string data;
   TcpStream* stream;
+  std::size_t sent = 0;  // bytes of `data` written before the request was queued
+  std::size_t size() const { return data.size() - sent; }
 };
 
 namespace {
@@ -133,22 +135,24 @@ void TcpStream::write(std::string data) {
     corked_ += data;
     return;
   }
+  std::size_t sent = 0;
   if (pendingBytes_ == 0) {
-    // Most writes fit the socket buffer: send now, queue only the rest.
+    // Most writes fit the socket buffer: send now, queue only the rest
+    // (from where the write stopped: no copy of what is left).
     uv_buf_t b = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
     int n = uv_try_write(reinterpret_cast<uv_stream_t*>(tcp_), &b, 1);
     if (n == static_cast<int>(data.size())) return;
-    if (n > 0) data.erase(0, static_cast<std::size_t>(n));
+    if (n > 0) sent = static_cast<std::size_t>(n);
   }
-  auto* w = new WriteReq{{}, std::move(data), this};
+  auto* w = new WriteReq{{}, std::move(data), this, sent};
   w->req.data = w;
-  pendingBytes_ += w->data.size();
-  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  pendingBytes_ += w->size();
+  uv_buf_t b = uv_buf_init(w->data.data() + w->sent, static_cast<unsigned>(w->size()));
   int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1,
                     [](uv_write_t* req, int status) { onWrite(req, status); });
   if (rc != 0) {
     // The socket is unusable; the read side reports the failure.
-    pendingBytes_ -= w->data.size();
+    pendingBytes_ -= w->size();
     delete w;
     writeFailed_ = true;
   }
@@ -157,7 +161,7 @@ void TcpStream::write(std::string data) {
 void TcpStream::onWrite(void* req, int status) {
   auto* w = static_cast<WriteReq*>(static_cast<uv_write_t*>(req)->data);
   TcpStream* s = w->stream;
-  s->pendingBytes_ -= w->data.size();
+  s->pendingBytes_ -= w->size();
   delete w;
   if (s->closed_) return;
   if (status < 0) {
