@@ -103,18 +103,14 @@ void Exchange::recordSpans(int status, const std::string& error) {
   std::string statusText = status != 0 ? std::to_string(status) : std::string();
   std::string errorText = !error.empty() ? error : status >= 500 ? statusText : std::string();
 
-  Span span;
-  span.traceId = traceId;
-  span.name = name;
-  span.localService = label;
-  span.debug = serverTrace_.debug;
-  span.tags = {{"http.method", method_}, {"http.path", path_}, {"l5d.name", logical}};
-  if (!statusText.empty()) span.tags.emplace_back("http.status_code", statusText);
-  if (!bound.empty()) span.tags.emplace_back("l5d.bound", bound);
-  if (!errorText.empty()) span.tags.emplace_back("error", errorText);
-
+  // The request's tags go on the server span; the client span says where it
+  // went (the bound name, the endpoint) and how that went.
   if (attemptWallUs_ != 0 && !route_.pending()) {
-    Span client = span;
+    Span client;
+    client.traceId = traceId;
+    client.name = name;
+    client.localService = label;
+    client.debug = serverTrace_.debug;
     client.id = clientTrace_.spanId;
     client.parentId = clientTrace_.parentId;
     client.kind = "CLIENT";
@@ -122,9 +118,23 @@ void Exchange::recordSpans(int status, const std::string& error) {
     client.durationUs = now - attemptWallUs_;
     client.remoteIp = route_.endpoint->endpoint.ip;
     client.remotePort = route_.endpoint->endpoint.port;
-    client.tags.emplace_back("l5d.endpoint", route_.endpoint->key);
+    client.tag("l5d.bound", bound);
+    client.tag("l5d.endpoint", route_.endpoint->key);
+    if (!statusText.empty()) client.tag("http.status_code", statusText);
+    if (!errorText.empty()) client.tag("error", errorText);
     tracer->record(client);
   }
+  Span span;
+  span.traceId = traceId;
+  span.name = name;
+  span.localService = label;
+  span.debug = serverTrace_.debug;
+  span.tag("http.method", method_);
+  span.tag("http.path", path_);
+  span.tag("l5d.name", logical);
+  if (!statusText.empty()) span.tag("http.status_code", statusText);
+  if (!bound.empty()) span.tag("l5d.bound", bound);
+  if (!errorText.empty()) span.tag("error", errorText);
   span.id = serverTrace_.spanId;
   span.parentId = serverTrace_.parentId;
   span.kind = "SERVER";

@@ -90,15 +90,13 @@ void appendSpanJson(std::string& out, const Span& s) {
     }
     out += '}';
   }
-  if (!s.tags.empty()) {
+  if (s.tagCount > 0) {
     out += ",\"tags\":{";
-    bool first = true;
-    for (const auto& [k, v] : s.tags) {
-      if (!first) out += ',';
-      first = false;
-      appendString(out, k);
+    for (std::size_t i = 0; i < s.tagCount; ++i) {
+      if (i > 0) out += ',';
+      appendString(out, s.tags[i].first);
       out += ':';
-      appendString(out, v);
+      appendString(out, s.tags[i].second);
     }
     out += '}';
   }

@@ -20,7 +20,8 @@ TEST_CASE("spans are valid Zipkin v2 JSON whatever bytes their strings hold") {
   s.localService = "out";
   s.remoteIp = "::1";
   s.remotePort = 8080;
-  s.tags = {{"http.path", path}, {"l5d.name", "/svc/\xc3\xa9t\xc3\xa9"}};
+  s.tag("http.path", path);
+  s.tag("l5d.name", "/svc/\xc3\xa9t\xc3\xa9");
   std::string out;
   appendSpanJson(out, s);
   auto j = nlohmann::json::parse(out);  // throws if invalid
