@@ -1,6 +1,5 @@
 #include "router/builtin_plugins.h"
 
-#include "dtab/system_namers.h"
 
 namespace switchyard::router {
 
@@ -44,11 +43,8 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                   auto s = std::make_shared<ZipkinSettings>();
                   std::string host = r.string("host", "localhost");
                   if (host == "localhost") host = "127.0.0.1";
-                  if (!dtab::parseIpLiteral(host)) {
-                    r.problems().error(r.childPath("host"), "expected a numeric IP address or localhost, got \"" +
-                                                                host + "\"");
-                  }
-                  s->host = host;
+                  if (host.empty()) r.problems().error(r.childPath("host"), "expected an address or a host name");
+                  s->host = host;  // a name is resolved through the dns block's servers
                   s->port = static_cast<std::uint16_t>(r.integer("port", 9411, 1, 65535));
                   s->sampleRate = r.number("sampleRate", 0.001, 0.0, 1.0);
                   s->batchSize = r.integer("batchSize", s->batchSize, 1, 10'000);

@@ -258,7 +258,7 @@ int RouterProcess::run() {
   for (const auto& t : config_.telemetry) {
     if (t.kind != "io.l5d.zipkin") continue;
     const auto& settings = *static_cast<const ZipkinSettings*>(t.settings.get());
-    zipkin_ = std::make_unique<ZipkinExporter>(loop_, settings);
+    zipkin_ = std::make_unique<ZipkinExporter>(loop_, settings, config_.dns);
     for (auto& w : workers_) {
       // Batches travel from each worker's loop to the exporter on this one.
       w->setTracer(std::make_unique<Tracer>(w->loop(), settings, [this](SpanBatch batch, std::uint64_t dropped) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "dtab/system_namers.h"
 #include "router/trace.h"
 
 namespace switchyard::router {
@@ -136,10 +137,11 @@ void Tracer::flush() {
   dropped_ = 0;
 }
 
-ZipkinExporter::ZipkinExporter(runtime::Loop& loop, ZipkinSettings settings)
-    : loop_(loop), settings_(std::move(settings)), timeout_(loop), backoff_(loop) {}
+ZipkinExporter::ZipkinExporter(runtime::Loop& loop, ZipkinSettings settings, namer::DnsSettings dns)
+    : loop_(loop), settings_(std::move(settings)), dnsSettings_(std::move(dns)), timeout_(loop), backoff_(loop) {}
 
 ZipkinExporter::~ZipkinExporter() {
+  *alive_ = false;
   if (stream_) stream_->setHandler(nullptr);
 }
 
@@ -157,13 +159,6 @@ void ZipkinExporter::add(SpanBatch batch, std::uint64_t droppedElsewhere) {
 
 void ZipkinExporter::sendNext() {
   if (inFlight_ > 0 || backingOff_ || queue_.empty()) return;
-  auto addr = runtime::SocketAddress::parse(settings_.host, settings_.port);
-  if (!addr) {
-    stats_.dropped += queued_;
-    queue_.clear();
-    queued_ = 0;
-    return;
-  }
   // Whole worker batches, up to batchSize spans (at least one batch),
   // written once into the request.
   std::size_t n = 0;
@@ -175,7 +170,7 @@ void ZipkinExporter::sendNext() {
     bodySize += b.json.size() + (batches > 0 ? 1 : 0);
     ++batches;
   }
-  request_ = "POST /api/v2/spans HTTP/1.1\r\nHost: " + addr->show() +
+  request_ = "POST /api/v2/spans HTTP/1.1\r\nHost: " + settings_.host + ":" + std::to_string(settings_.port) +
              "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(bodySize) + "\r\n\r\n";
   request_.reserve(request_.size() + bodySize);
   request_ += '[';
@@ -190,6 +185,38 @@ void ZipkinExporter::sendNext() {
   timeout_.start(5'000, [this] { done(false, "no answer within 5 s"); });
   if (stream_) {
     send();  // the kept-alive connection
+    return;
+  }
+  if (dtab::parseIpLiteral(settings_.host)) {
+    connect(settings_.host);
+    return;
+  }
+  // A host name: looked up for each new connection.
+  if (!dns_) {
+    runtime::DnsResolver::Options options;
+    options.servers = dnsSettings_.servers;
+    options.timeoutMs = static_cast<std::uint64_t>(dnsSettings_.timeoutMs);
+    auto dns = runtime::DnsResolver::create(loop_, options);
+    if (!dns) {
+      done(false, "no DNS resolver for " + settings_.host + ": " + dns.error());
+      return;
+    }
+    dns_ = std::move(*dns);
+  }
+  dns_->resolveHost(settings_.host, [this, alive = alive_](runtime::DnsResolver::HostResult r) {
+    if (!*alive || inFlight_ == 0) return;  // gone, or timed out meanwhile
+    if (r.status != runtime::DnsResolver::Status::Ok) {
+      done(false, "cannot resolve " + settings_.host + ": " + r.error);
+      return;
+    }
+    connect(r.addresses.front());
+  });
+}
+
+void ZipkinExporter::connect(const std::string& ip) {
+  auto addr = runtime::SocketAddress::parse(ip, settings_.port);
+  if (!addr) {
+    done(false, addr.error());
     return;
   }
   connecting_ = runtime::TcpConnect::start(loop_, *addr, 2'000, [this](auto result) {

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "namer/dns_settings.h"
+#include "runtime/dns_resolver.h"
 #include "runtime/http1_parser.h"
 #include "runtime/loop.h"
 #include "runtime/tcp.h"
@@ -28,7 +30,7 @@ namespace switchyard::router {
 
 // io.l5d.zipkin's settings.
 struct ZipkinSettings {
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";  // an address, or a name resolved by DNS
   std::uint16_t port = 9411;
   double sampleRate = 0.001;
   std::int64_t batchSize = 1'000;       // spans per POST, at most
@@ -91,7 +93,8 @@ class Tracer {
 
 class ZipkinExporter final : public runtime::TcpStream::Handler, public runtime::Http1Parser::Handler {
  public:
-  ZipkinExporter(runtime::Loop& loop, ZipkinSettings settings);
+  // `dns`: how a collector host name is resolved.
+  ZipkinExporter(runtime::Loop& loop, ZipkinSettings settings, namer::DnsSettings dns);
   ~ZipkinExporter() override;
   void add(SpanBatch batch, std::uint64_t droppedElsewhere);
 
@@ -104,6 +107,7 @@ class ZipkinExporter final : public runtime::TcpStream::Handler, public runtime:
 
  private:
   void sendNext();
+  void connect(const std::string& ip);
   void send();  // the POST under way, on stream_
   void done(bool ok, const std::string& why);
   // TcpStream::Handler
@@ -116,6 +120,8 @@ class ZipkinExporter final : public runtime::TcpStream::Handler, public runtime:
 
   runtime::Loop& loop_;
   ZipkinSettings settings_;
+  namer::DnsSettings dnsSettings_;
+  std::unique_ptr<runtime::DnsResolver> dns_;  // only for a host name
   std::deque<SpanBatch> queue_;
   std::size_t queued_ = 0;    // spans in queue_
   std::size_t inFlight_ = 0;  // spans in the POST under way
@@ -130,6 +136,7 @@ class ZipkinExporter final : public runtime::TcpStream::Handler, public runtime:
   runtime::Timer backoff_;
   Stats stats_;
   std::string lastError_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace switchyard::router

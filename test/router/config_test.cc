@@ -98,7 +98,7 @@ namers:
   CHECK(anyContains(e, "routers[0].servers[0].port: expected an integer 0-65535, got \"99999\""));
   CHECK(anyContains(e, "routers[0].bogus: unknown key; known: "));
   CHECK(anyContains(e, "routers[1].protocol: unknown protocol \"thrift\""));
-  CHECK(anyContains(e, "namers[0].kind: unknown namer kind \"io.l5d.marathon\"; known: io.l5d.fs"));
+  CHECK(anyContains(e, "namers[0].kind: unknown namer kind \"io.l5d.marathon\"; known: io.l5d.dnssrv, io.l5d.fs"));
 }
 
 TEST_CASE("duplicate labels and addresses are refused", "[config]") {

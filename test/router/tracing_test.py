@@ -150,6 +150,24 @@ def test_sampling_rate_header_and_debug(c):
             chain.close()
 
 
+def test_collector_found_by_host_name(c):
+    with Collector() as z:
+        dns = harness.Dnsmasq(hosts=[("127.0.0.1", "zipkin.test")])
+        backend = Backend("hello")
+        cfg = config("a", "/svc/hello => /$/inet/127.0.0.1/%d" % backend.port, z.port)
+        cfg = cfg.replace("host: 127.0.0.1", "host: zipkin.test") + 'dns: {servers: ["%s"]}\n' % dns.address
+        router = Router(BINARY, cfg)
+        try:
+            s, _, body = http("GET", "http://hello/", proxy=("127.0.0.1", router.port("a")))
+            tid = received(body, "x-b3-traceid")[0]
+            spans = z.wait_for_spans(2, timeout=10, trace_id=tid)
+            c.eq(len(spans), 2, "spans reach a collector named by DNS (zipkin.test)")
+        finally:
+            router.stop()
+            backend.stop()
+            dns.stop()
+
+
 def test_dead_or_hung_collector_never_disturbs_traffic(c):
     z = Collector()
     chain = Chain(z.port)
@@ -184,6 +202,7 @@ TESTS = [
     test_spans_of_a_request_through_two_routers,
     test_incoming_trace_is_continued,
     test_sampling_rate_header_and_debug,
+    test_collector_found_by_host_name,
     test_dead_or_hung_collector_never_disturbs_traffic,
 ]
 
