@@ -178,7 +178,10 @@ std::vector<ProcessMetric> RouterProcess::processMetrics() const {
                  "DNS lookups that got no usable answer (timeouts, SERVFAIL; not NXDOMAIN)",
                  static_cast<double>(st.failures)});
   for (const auto& h : st.hosts) {
-    std::string at = "inet/dns/host/" + h.host + "/";
+    // A host element may hold any byte; a '/' would add a level to the name.
+    std::string shown;
+    for (char ch : h.host) shown += ch == '/' ? std::string("%2F") : std::string(1, ch);
+    std::string at = "inet/dns/host/" + shown + "/";
     out.push_back({at + "resolved", "inet:dns:resolved", {{"host", h.host}}, false,
                    "1 if the host name has addresses now", h.state == "resolved" ? 1.0 : 0.0});
     out.push_back({at + "age_secs", "inet:dns:age_secs", {{"host", h.host}}, false,

@@ -145,7 +145,11 @@ void DnsResolver::onSocketState(void* data, int fd, int readable, int writable) 
     poll->fd = fd;
     poll->owner = self;
     poll->handle = new uv_poll_t;
-    uv_poll_init_socket(self->loop_.uv(), poll->handle, fd);
+    if (uv_poll_init_socket(self->loop_.uv(), poll->handle, fd) != 0) {
+      // Cannot watch this socket: its query times out, as a lost packet would.
+      delete poll->handle;
+      return;
+    }
     poll->handle->data = poll.get();
     p = poll.get();
     self->polls_.push_back(std::move(poll));

@@ -1,9 +1,9 @@
 #pragma once
 
 // DnsResolver: asynchronous DNS on the loop, c-ares driven by libuv polls and
-// one timer (never the blocking getaddrinfo on a loop thread). One resolver
-// per loop; loop thread only. Callbacks run on the loop; none runs after the
-// resolver is destroyed.
+// one timer (never the blocking getaddrinfo on a loop thread). Loop thread
+// only (a loop may have several). Callbacks run on the loop; none runs after
+// the resolver is destroyed.
 //
 //   resolveHost  A and AAAA (and the hosts file first, as the system does),
 //                with the smallest TTL of the answer
@@ -67,7 +67,7 @@ class DnsResolver {
   void resolveHost(const std::string& name, std::function<void(HostResult)> done);
   void resolveSrv(const std::string& name, std::function<void(SrvResult)> done);
 
-  // "127.0.0.1:5353, ..." or "system (resolv.conf)": for logs.
+  // "127.0.0.1:5353,..." or "resolv.conf's": for messages.
   std::string describeServers() const;
 
  private:
