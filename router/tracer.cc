@@ -31,12 +31,13 @@ bool validUtf8(std::string_view s) {
 // written as \u00XX, so the document stays valid.
 void appendString(std::string& out, std::string_view s) {
   static const char* hex = "0123456789abcdef";
-  bool utf8 = validUtf8(s);
+  int utf8 = -1;  // checked at the first byte over 0x7f: most strings have none
   out += '"';
   std::size_t run = 0;  // start of the bytes that need no escape
   for (std::size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
-    bool plain = c != '"' && c != '\\' && c >= 0x20 && c != 0x7f && (c < 0x80 || utf8);
+    if (c >= 0x80 && utf8 < 0) utf8 = validUtf8(s) ? 1 : 0;
+    bool plain = c != '"' && c != '\\' && c >= 0x20 && c != 0x7f && (c < 0x80 || utf8 == 1);
     if (plain) continue;
     out.append(s, run, i - run);
     run = i + 1;
