@@ -96,7 +96,7 @@ void Exchange::recordSpans(int status, const std::string& error) {
   std::int64_t now = wallClockUs();
   std::string name = method_;
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const std::string& label = route_.plan ? route_.plan->config.label : server_->plan().config.label;
+  const std::string& label = route_.plan->config.label;  // every route names its plan
   std::string traceId = traceIdHex(serverTrace_);
   std::string logical = route_.logicalName.show();
   std::string bound = route_.pending() ? std::string() : route_.bound.id.show();

@@ -183,23 +183,25 @@ Expected<Route, Failure> Worker::route(const RouterPlan& plan, bool clearContext
   if (!id) return Unexpected(Failure{Failure::Kind::BadRequest, "cannot identify the request: " + id.error(), false});
   if (id->target) head.target = *id->target;
   const dtab::Path& name = id->name;
-  auto fail = [&](Failure f) {
+  return bindAndPick(plan, name, *local);
+}
+
+std::string Worker::dtabsInForce(const RouterPlan& plan, const dtab::Dtab& local) const {
+  std::string s = "dtab: " + naming_->dtabs[plan.index].show();
+  if (!local.empty()) s += "; l5d-dtab: " + local.show();
+  return s;
+}
+
+Expected<Route, Failure> Worker::bindAndPick(const RouterPlan& plan, const dtab::Path& name, const dtab::Dtab& local) {
+  const Binding& b = bind(plan, local, name);
+  if (b.error) {
+    Failure f{Failure::Kind::NamingFailed,
+              "delegating " + name.show() + " failed: " + b.error->message + " (" + dtabsInForce(plan, local) + ")",
+              false};
     f.service = name.show();
     return Unexpected(std::move(f));
-  };
-
-  const Binding& b = bind(plan, *local, name);
-  dtab::Dtab localDtab = std::move(*local);
-  auto where = [&, index = plan.index] {
-    std::string s = "dtab: " + naming_->dtabs[index].show();
-    if (!localDtab.empty()) s += "; l5d-dtab: " + localDtab.show();
-    return s;
-  };
-  if (b.error) {
-    return fail(Failure{Failure::Kind::NamingFailed,
-                        "delegating " + name.show() + " failed: " + b.error->message + " (" + where() + ")", false});
   }
-  return pick(plan, name, localDtab, b.tree, where);
+  return pick(plan, name, local, b.tree);
 }
 
 Worker::BalancerEntry& Worker::balancerFor(const RouterPlan& plan, const dtab::BoundName& leaf) {
@@ -216,8 +218,7 @@ Worker::BalancerEntry& Worker::balancerFor(const RouterPlan& plan, const dtab::B
 }
 
 Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& name, const dtab::Dtab& local,
-                                      std::shared_ptr<const BoundTree> tree,
-                                      const std::function<std::string()>& where) {
+                                      std::shared_ptr<const BoundTree> tree) {
   auto pendingRoute = [&] { return Route{&plan, name, local, std::move(tree), {}, nullptr, nullptr}; };
   auto isPending = [](const dtab::BoundName& l) { return l.addr.kind == dtab::Addr::Kind::Pending; };
   auto fail = [&](std::string message) {
@@ -229,7 +230,7 @@ Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& 
     const char* what = tree->isNeg() ? "~ (no dtab entry or namer claims it)"
                        : tree->isFail() ? "! (the dtab says fail)"
                                         : "$ (empty)";
-    return fail(std::string("it binds to ") + what + " (" + where() + ")");
+    return fail(std::string("it binds to ") + what + " (" + dtabsInForce(plan, local) + ")");
   }
   auto hasEndpoints = [](const dtab::BoundName& leaf) {
     return leaf.addr.kind == dtab::Addr::Kind::Bound && !leaf.addr.endpoints.empty();
@@ -265,25 +266,11 @@ Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& 
 }
 
 Expected<Route, Failure> Worker::reroute(const Route& failed) {
-  return pick(*failed.plan, failed.logicalName, failed.local, failed.tree,
-              [&] { return "dtab: " + naming_->dtabs[failed.plan->index].show(); });
+  return pick(*failed.plan, failed.logicalName, failed.local, failed.tree);
 }
 
 Expected<Route, Failure> Worker::rebind(const Route& pending) {
-  const RouterPlan& plan = *pending.plan;
-  auto where = [&] {
-    std::string s = "dtab: " + naming_->dtabs[plan.index].show();
-    if (!pending.local.empty()) s += "; l5d-dtab: " + pending.local.show();
-    return s;
-  };
-  const Binding& b = bind(plan, pending.local, pending.logicalName);
-  if (b.error) {
-    Failure f{Failure::Kind::NamingFailed,
-              "delegating " + pending.logicalName.show() + " failed: " + b.error->message + " (" + where() + ")", false};
-    f.service = pending.logicalName.show();
-    return Unexpected(std::move(f));
-  }
-  return pick(plan, pending.logicalName, pending.local, b.tree, where);
+  return bindAndPick(*pending.plan, pending.logicalName, pending.local);
 }
 
 }  // namespace switchyard::router

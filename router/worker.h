@@ -104,9 +104,13 @@ class Worker {
   const Binding& bind(const RouterPlan& plan, const dtab::Dtab& local, const dtab::Path& name);
   // The balancer of a bound leaf, its endpoints brought up to date.
   BalancerEntry& balancerFor(const RouterPlan& plan, const dtab::BoundName& leaf);
-  // The leaf and endpoint for one request; `where` names the dtabs in force.
+  // Delegation (cached), then pick().
+  Expected<Route, Failure> bindAndPick(const RouterPlan& plan, const dtab::Path& name, const dtab::Dtab& local);
+  // The leaf and endpoint for one request.
   Expected<Route, Failure> pick(const RouterPlan& plan, const dtab::Path& name, const dtab::Dtab& local,
-                                std::shared_ptr<const BoundTree> tree, const std::function<std::string()>& where);
+                                std::shared_ptr<const BoundTree> tree);
+  // "dtab: ...; l5d-dtab: ...", for messages.
+  std::string dtabsInForce(const RouterPlan& plan, const dtab::Dtab& local) const;
   void maybeFinishDrain();
 
   const std::vector<std::unique_ptr<RouterPlan>>& plans_;
