@@ -12,12 +12,6 @@ using runtime::BodyFraming;
 
 namespace {
 
-std::string randomId(std::mt19937_64& rng) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
-  return buf;
-}
-
 // The origin-form of a target: `http://h/a?b` -> `/a?b`.
 std::string originForm(const std::string& target, std::string* authority) {
   if (target.empty() || target.front() == '/' || target == "*") return target;
@@ -53,7 +47,7 @@ Exchange::Exchange(Worker& worker, ServerConnection& server, Route route, runtim
   head.headers.set("l5d-dst-service", route_.logicalName.show());
   head.headers.remove("l5d-dst-client");
   head.headers.remove("l5d-dst-residual");
-  head.headers.set("l5d-reqid", randomId(worker_.rng()));
+  head.headers.set("l5d-reqid", hexId(worker_.rng()()));
   startTrace(head);
   head.versionMinor = 1;
   headPrefix_ = runtime::serializeRequestHead(head);

@@ -185,10 +185,15 @@ std::optional<double> requestedSampleRate(const runtime::HttpHeaders& headers) {
   return rate;
 }
 
+void writeHexId(char* out, std::uint64_t id) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, id >>= 4) out[i] = kHex[id & 15];
+}
+
 std::string hexId(std::uint64_t id) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
-  return buf;
+  std::string s(16, '0');
+  writeHexId(s.data(), id);
+  return s;
 }
 
 std::string traceIdHex(const TraceContext& ctx) {

@@ -40,6 +40,8 @@ void writeTraceHeaders(runtime::HttpHeaders& headers, const TraceContext& ctx);
 std::optional<double> requestedSampleRate(const runtime::HttpHeaders& headers);
 
 // Zipkin's lower-hex ids: 16 digits, or 32 for a 128-bit trace id.
+// 16 lower-hex digits, written at `out` (no terminator).
+void writeHexId(char* out, std::uint64_t id);
 std::string hexId(std::uint64_t id);
 std::string traceIdHex(const TraceContext& ctx);
 

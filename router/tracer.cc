@@ -1,5 +1,6 @@
 #include "router/tracer.h"
 
+#include <array>
 #include <chrono>
 
 #include "dtab/system_namers.h"
@@ -27,27 +28,35 @@ bool validUtf8(std::string_view s) {
   return true;
 }
 
+// The ASCII bytes a JSON string carries as they are.
+constexpr std::array<bool, 256> kPlainAscii = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x7f; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}();
+
 // A JSON string. Bytes that are not UTF-8 (a peer's path may hold any) are
 // written as \u00XX, so the document stays valid.
 void appendString(std::string& out, std::string_view s) {
-  static const char* hex = "0123456789abcdef";
+  static constexpr char kHex[] = "0123456789abcdef";
   int utf8 = -1;  // checked at the first byte over 0x7f: most strings have none
   out += '"';
   std::size_t run = 0;  // start of the bytes that need no escape
   for (std::size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80 && utf8 < 0) utf8 = validUtf8(s) ? 1 : 0;
-    bool plain = c != '"' && c != '\\' && c >= 0x20 && c != 0x7f && (c < 0x80 || utf8 == 1);
-    if (plain) continue;
+    if (kPlainAscii[c]) continue;
+    if (c >= 0x80) {
+      if (utf8 < 0) utf8 = validUtf8(s) ? 1 : 0;
+      if (utf8 == 1) continue;
+    }
     out.append(s, run, i - run);
     run = i + 1;
     if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
+      char esc[2] = {'\\', static_cast<char>(c)};
+      out.append(esc, 2);
     } else {
-      out += "\\u00";
-      out += hex[c >> 4];
-      out += hex[c & 15];
+      char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+      out.append(esc, 6);
     }
   }
   out.append(s, run, s.size() - run);
@@ -55,10 +64,10 @@ void appendString(std::string& out, std::string_view s) {
 }
 
 void appendHexId(std::string& out, std::uint64_t id) {
-  static const char* hex = "0123456789abcdef";
-  out += '"';
-  for (int shift = 60; shift >= 0; shift -= 4) out += hex[(id >> shift) & 15];
-  out += '"';
+  char buf[18];
+  buf[0] = buf[17] = '"';
+  writeHexId(buf + 1, id);
+  out.append(buf, sizeof buf);
 }
 
 }  // namespace

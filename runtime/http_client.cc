@@ -1,0 +1,162 @@
+#include "runtime/http_client.h"
+
+#include "runtime/http1_parser.h"
+
+namespace switchyard::runtime {
+
+// Callbacks may destroy the call (and so this Impl): after each one, `alive`
+// says whether anything here may still be touched. The stream, the parser
+// and the connect attempt are freed after the current callback returns.
+class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Handler {
+ public:
+  Impl(Loop& loop, Request request, HttpCall::Handler handler) : loop_(loop), request_(std::move(request)), handler_(std::move(handler)) {}
+  ~Impl() override {
+    *alive_ = false;
+    releaseStream();
+    if (parser_) loop_.deleteLater(std::move(parser_));
+    if (connect_) loop_.deleteLater(std::move(connect_));
+  }
+
+  void start(const SocketAddress& addr, std::uint64_t timeoutMs) {
+    connect_ = TcpConnect::start(loop_, addr, timeoutMs, [this](Expected<TcpStreamPtr, std::string> r) {
+      loop_.deleteLater(std::move(connect_));
+      if (!r) {
+        finish(r.error());
+        return;
+      }
+      stream_ = std::move(*r);
+      stream_->setHandler(this);
+      stream_->startReading();
+      parser_ = std::make_unique<Http1Parser>(Http1Parser::Type::Response, *this, Http1Parser::Limits{8192, 65536});
+      if (request_.method == "HEAD") parser_->expectHeadResponse();
+      RequestHead h;
+      h.method = request_.method;
+      h.target = request_.target;
+      h.headers = std::move(request_.headers);
+      h.headers.set("Host", request_.host);
+      if (!request_.body.empty() || request_.method == "POST" || request_.method == "PUT") {
+        h.headers.set("Content-Length", std::to_string(request_.body.size()));
+      }
+      std::string out = serializeRequestHead(h);
+      out += request_.body;
+      request_.body.clear();
+      stream_->write(std::move(out));
+    });
+  }
+
+  void onData(std::string_view data) override {
+    auto alive = alive_;
+    while (!data.empty() && !done_) {
+      auto r = parser_->feed(data);
+      if (!*alive) return;
+      if (r.status == Http1Parser::Status::Error) {
+        finish("invalid response: " + r.error);
+        return;
+      }
+      data.remove_prefix(r.consumed);
+      if (r.status == Http1Parser::Status::NeedMore) return;
+      if (r.status == Http1Parser::Status::Upgrade) {
+        finish("unexpected protocol upgrade");
+        return;
+      }
+      // A message ended: an interim (1xx) answer lets the parser go on.
+      if (status_ >= 200 || status_ == 0) {
+        finish(std::nullopt);
+        return;
+      }
+    }
+  }
+
+  void onClosed(const std::string& error) override {
+    if (done_) return;
+    auto alive = alive_;
+    if (parser_ && parser_->inMessage() && status_ != 0) {
+      auto r = parser_->finish();  // a body delimited by the close
+      if (!*alive || done_) return;
+      if (r.status == Http1Parser::Status::MessageEnd) {
+        finish(std::nullopt);
+        return;
+      }
+    }
+    finish(error.empty() ? "the connection closed before the response ended" : error);
+  }
+
+  void onResponseHead(ResponseHead&& head, const BodyFraming&) override {
+    status_ = head.status;
+    if (head.status < 200) return;  // interim
+    if (handler_.onHead) handler_.onHead(head);
+  }
+  void onBody(std::string_view data) override {
+    if (handler_.onBody && !done_) handler_.onBody(data);
+  }
+  void onMessageEnd() override {}
+
+ private:
+  void finish(std::optional<std::string> error) {
+    if (done_) return;
+    done_ = true;
+    releaseStream();
+    if (auto fn = std::move(handler_.onDone)) fn(std::move(error));
+  }
+
+  // Closed after the current callback: we may be inside the stream's own.
+  void releaseStream() {
+    if (!stream_) return;
+    stream_->setHandler(nullptr);
+    std::shared_ptr<TcpStream> s(stream_.release(), TcpStream::Closer{});
+    loop_.defer([s] {});
+  }
+
+  Loop& loop_;
+  Request request_;
+  HttpCall::Handler handler_;
+  std::unique_ptr<TcpConnect> connect_;
+  TcpStreamPtr stream_;
+  std::unique_ptr<Http1Parser> parser_;
+  int status_ = 0;
+  bool done_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+HttpCall::HttpCall(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpCall::~HttpCall() = default;
+
+std::unique_ptr<HttpCall> HttpCall::start(Loop& loop, const SocketAddress& addr, Request request, Handler handler,
+                                          std::uint64_t connectTimeoutMs) {
+  auto impl = std::make_unique<Impl>(loop, std::move(request), std::move(handler));
+  Impl* raw = impl.get();
+  std::unique_ptr<HttpCall> call(new HttpCall(std::move(impl)));
+  raw->start(addr, connectTimeoutMs);
+  return call;
+}
+
+std::unique_ptr<HttpCall> fetch(Loop& loop, const SocketAddress& addr, HttpCall::Request request,
+                                std::function<void(Expected<HttpResult, std::string>)> done, std::size_t maxBody,
+                                std::uint64_t connectTimeoutMs) {
+  auto result = std::make_shared<HttpResult>();
+  auto overflow = std::make_shared<bool>(false);
+  HttpCall::Handler h;
+  h.onHead = [result](const ResponseHead& head) {
+    result->status = head.status;
+    result->headers = head.headers;
+  };
+  h.onBody = [result, overflow, maxBody](std::string_view data) {
+    if (result->body.size() + data.size() > maxBody) {
+      *overflow = true;
+      return;
+    }
+    result->body.append(data);
+  };
+  h.onDone = [result, overflow, maxBody, done = std::move(done)](std::optional<std::string> error) {
+    if (error) {
+      done(Unexpected(std::move(*error)));
+    } else if (*overflow) {
+      done(Unexpected("the response body is over " + std::to_string(maxBody) + " bytes"));
+    } else {
+      done(std::move(*result));
+    }
+  };
+  return HttpCall::start(loop, addr, std::move(request), std::move(h), connectTimeoutMs);
+}
+
+}  // namespace switchyard::runtime
