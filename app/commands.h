@@ -19,6 +19,7 @@ using Run = std::function<int()>;
 Run addDtabCommand(CLI::App& parent);
 Run addDelegateCommand(CLI::App& parent);
 Run addRouterCommand(CLI::App& parent);
+Run addNamerCommand(CLI::App& parent);
 
 // Reads a whole file; false (with a message on stderr) if it cannot.
 bool readFile(const std::string& filename, std::string& out);

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   Run dtab = addDtabCommand(app);
   Run delegate = addDelegateCommand(app);
   Run router = addRouterCommand(app);
+  Run namer = addNamerCommand(app);
 
   // CLI11 2.1 reads `--opt=` (an explicitly empty value) as a bare `--opt`
   // and takes the next argument as its value. Split it into `--opt ""` so an
@@ -76,6 +77,7 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("dtab")) return dtab();
   if (app.got_subcommand("delegate")) return delegate();
   if (app.got_subcommand("router")) return router();
+  if (app.got_subcommand("namer")) return namer();
   std::cerr << "switchyard: a command is required (see 'switchyard --help')\n";
   return 2;
 }

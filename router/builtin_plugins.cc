@@ -1,5 +1,8 @@
 #include "router/builtin_plugins.h"
 
+#include "dtab/dtab.h"
+#include "namer/local_stores.h"
+
 
 namespace switchyard::router {
 
@@ -14,7 +17,7 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                   }
                   return s;
                 },
-                nullptr, nullptr});
+                nullptr, nullptr, nullptr});
   auto balancer = [](std::string kind, bool ewma) {
     return Plugin{PluginCategory::LoadBalancer, kind,
                   [kind, ewma](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
@@ -25,7 +28,7 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                     r.ignore("enableProbation", "unhealthy endpoints are handled by the balancer");
                     return s;
                   },
-                  nullptr, nullptr};
+                  nullptr, nullptr, nullptr};
   };
   registry.add({PluginCategory::Telemeter, "io.l5d.prometheus",
                 [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
@@ -37,7 +40,7 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                   s->prefix = r.string("prefix", "");
                   return s;
                 },
-                nullptr, nullptr});
+                nullptr, nullptr, nullptr});
   registry.add({PluginCategory::Telemeter, "io.l5d.zipkin",
                 [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
                   auto s = std::make_shared<ZipkinSettings>();
@@ -51,7 +54,51 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                   s->maxQueuedSpans = r.integer("maxQueuedSpans", s->maxQueuedSpans, 1, 1'000'000);
                   return s;
                 },
-                nullptr, nullptr});
+                nullptr, nullptr, nullptr});
+  registry.add({PluginCategory::Interface, "io.l5d.httpController",
+                [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
+                  auto s = std::make_shared<HttpControllerSettings>();
+                  s->ip = r.string("ip", s->ip);
+                  s->port = static_cast<std::uint16_t>(r.integer("port", s->port, 0, 65535));
+                  if (r.has("tls")) r.problems().error(r.childPath("tls"), "TLS on the namer API is not supported by Switchyard yet");
+                  r.ignore("socketOptions", "sockets use the system's defaults");
+                  return s;
+                },
+                nullptr, nullptr, nullptr});
+  registry.add(storagePlugin<MemoryStoreSettings>(
+      "io.l5d.inMemory",
+      [](runtime::ConfigReader& r) -> std::optional<MemoryStoreSettings> {
+        MemoryStoreSettings s;
+        if (auto ns = r.field("namespaces"); ns && ns->expectMap()) {
+          for (const auto& [name, value] : ns->node().entries()) {
+            std::string at = ns->childPath(name);
+            if (!namer::validNamespaceName(name)) {
+              r.problems().error(at, "invalid namespace name: use 1-128 of A-Z a-z 0-9 . _ -");
+              continue;
+            }
+            auto d = dtab::Dtab::parse(value.text());
+            if (!d) {
+              r.problems().error(at, "invalid dtab: " + d.error().message());
+              continue;
+            }
+            s.namespaces[name] = namer::StoredNamespace{d->show(), {}, {}};
+          }
+        }
+        return s;
+      },
+      [](const MemoryStoreSettings& s, runtime::Loop&) -> std::unique_ptr<namer::DtabStore> {
+        return std::make_unique<namer::MemoryStore>(s.namespaces);
+      }));
+  registry.add(storagePlugin<FileStoreSettings>(
+      "file",
+      [](runtime::ConfigReader& r) -> std::optional<FileStoreSettings> {
+        FileStoreSettings s;
+        s.dir = r.requiredString("dir");
+        return s;
+      },
+      [](const FileStoreSettings& s, runtime::Loop&) -> std::unique_ptr<namer::DtabStore> {
+        return std::make_unique<namer::FileStore>(s.dir);
+      }));
   registry.add(balancer("p2c", false));
   registry.add(balancer("ewma", true));
   registry.add(balancer("roundRobin", false));

@@ -8,7 +8,9 @@ namespace switchyard::router {
 // The kinds the router itself implements: the `default` interpreter, the
 // load balancers (p2c, ewma, roundRobin), the io.l5d.prometheus telemeter
 // (served by the admin server) and io.l5d.zipkin (ZipkinSettings: Zipkin v2
-// JSON over HTTP to host:port, default 127.0.0.1:9411).
+// JSON over HTTP to host:port, default 127.0.0.1:9411); for the namer
+// service, the io.l5d.httpController interface and the io.l5d.inMemory and
+// file stores.
 void addBuiltinPlugins(PluginRegistry& registry);
 
 // Settings of the built-in kinds, read by the router when it builds them.
@@ -21,6 +23,18 @@ struct PrometheusSettings {
   std::string path = "/admin/metrics/prometheus";
   std::string prefix;
 };
+// The namer service's `interfaces`: io.l5d.httpController, Namerd's HTTP API.
+struct HttpControllerSettings {
+  std::string ip = "127.0.0.1";
+  std::uint16_t port = 4180;
+};
+struct MemoryStoreSettings {
+  namer::NamespaceMap namespaces;  // io.l5d.inMemory's initial `namespaces`
+};
+struct FileStoreSettings {
+  std::string dir;
+};
+
 struct BalancerSettings {
   std::string kind;
   std::int64_t maxEffort = 5;       // p2c, ewma: picks before giving up on unhealthy nodes

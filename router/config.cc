@@ -224,6 +224,28 @@ RouterConfig readRouter(ConfigReader r, const PluginRegistry& registry) {
   return rt;
 }
 
+// The `namers` list: each kind's own keys, plus `prefix` (default /<kind>).
+std::vector<NamerConfig> readNamers(ConfigReader& r, const PluginRegistry& registry) {
+  std::vector<NamerConfig> out;
+  for (auto& n : r.list("namers")) {
+    std::string prefixText;
+    auto k = registry.read(PluginCategory::Namer, n, std::nullopt, [&](ConfigReader& nr) {
+      prefixText = nr.string("prefix", "");
+      nr.ignore("experimental", "every namer here is supported as is");
+      unsupported(nr, "transformers", "namer transformers");
+    });
+    if (!k) continue;
+    if (prefixText.empty()) prefixText = "/" + k->kind;
+    auto p = dtab::Path::parse(prefixText);
+    if (!p) {
+      r.problems().error(n.childPath("prefix"), p.error().message());
+      continue;
+    }
+    out.push_back({std::move(*k), dtab::Path{"#"} + *p});
+  }
+  return out;
+}
+
 }  // namespace
 
 Expected<Config, std::vector<std::string>> checkConfig(const runtime::ConfigNode& root,
@@ -235,22 +257,7 @@ Expected<Config, std::vector<std::string>> checkConfig(const runtime::ConfigNode
     if (auto a = r.field("admin")) cfg.admin = readAdmin(*a);
     if (auto d = r.field("dns")) cfg.dns = readDns(*d);
 
-    for (auto& n : r.list("namers")) {
-      std::string prefixText;
-      auto k = registry.read(PluginCategory::Namer, n, std::nullopt, [&](ConfigReader& nr) {
-        prefixText = nr.string("prefix", "");
-        nr.ignore("experimental", "every namer here is supported as is");
-        unsupported(nr, "transformers", "namer transformers");
-      });
-      if (!k) continue;
-      if (prefixText.empty()) prefixText = "/" + k->kind;
-      auto p = dtab::Path::parse(prefixText);
-      if (!p) {
-        problems.error(n.childPath("prefix"), p.error().message());
-        continue;
-      }
-      cfg.namers.push_back({std::move(*k), dtab::Path{"#"} + *p});
-    }
+    cfg.namers = readNamers(r, registry);
 
     auto routers = r.list("routers");
     if (routers.empty()) problems.error("routers", "at least one router is required");
@@ -284,6 +291,49 @@ Expected<Config, std::vector<std::string>> checkConfig(const runtime::ConfigNode
     }
   }
 
+  if (!problems.ok()) return Unexpected(problems.errors());
+  cfg.warnings = problems.warnings();
+  return cfg;
+}
+
+Expected<NamerServiceConfig, std::vector<std::string>> checkNamerConfig(const runtime::ConfigNode& root,
+                                                                        const PluginRegistry& registry) {
+  runtime::ConfigProblems problems;
+  NamerServiceConfig cfg;
+  cfg.admin.port = 9991;  // Namerd's
+  ConfigReader r(root, "", problems);
+  if (r.expectMap()) {
+    if (auto a = r.field("admin")) {
+      cfg.admin = readAdmin(*a);
+      if (!a->has("port")) cfg.admin.port = 9991;
+    }
+    if (auto d = r.field("dns")) cfg.dns = readDns(*d);
+    cfg.namers = readNamers(r, registry);
+    if (auto s = r.field("storage")) {
+      if (auto k = registry.read(PluginCategory::Storage, *s)) cfg.storage = std::move(*k);
+    }
+    for (auto& i : r.list("interfaces")) {
+      if (auto k = registry.read(PluginCategory::Interface, i)) cfg.interfaces.push_back(std::move(*k));
+    }
+    if (auto a = r.field("auth"); a && a->expectMap()) {
+      cfg.adminToken = a->string("adminToken", "");
+      if (auto ns = a->field("namespaceTokens"); ns && ns->expectMap()) {
+        for (const auto& [name, value] : ns->node().entries()) {
+          if (value.text().empty()) {
+            problems.error(ns->childPath(name), "expected a token (a non-empty string)");
+            continue;
+          }
+          cfg.namespaceTokens[name] = value.text();
+        }
+      }
+      a->finish();
+    }
+    for (auto& t : r.list("telemetry")) {
+      if (auto k = registry.read(PluginCategory::Telemeter, t)) cfg.telemetry.push_back(std::move(*k));
+    }
+    r.ignore("usage", "Switchyard sends no usage data");
+    r.finish();
+  }
   if (!problems.ok()) return Unexpected(problems.errors());
   cfg.warnings = problems.warnings();
   return cfg;

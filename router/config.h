@@ -7,6 +7,7 @@
 // JVM tuning) are accepted with a warning.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -84,9 +85,27 @@ struct Config {
   std::vector<std::string> warnings;
 };
 
+// The namer service's configuration (`switchyard namer -c`), Namerd's
+// schema: admin (default port 9991), storage, namers, interfaces; plus
+// Switchyard's own `auth` block (API tokens) and the `dns` block.
+struct NamerServiceConfig {
+  AdminConfig admin;
+  namer::DnsSettings dns;
+  std::vector<NamerConfig> namers;
+  std::optional<KindedConfig> storage;  // none: file storage at kDefaultStorageDir
+  std::vector<KindedConfig> interfaces;  // io.l5d.httpController (default 127.0.0.1:4180)
+  std::string adminToken;
+  std::map<std::string, std::string> namespaceTokens;
+  std::vector<KindedConfig> telemetry;
+  std::vector<std::string> warnings;
+  static constexpr const char* kDefaultStorageDir = "/var/lib/switchyard/dtabs";
+};
+
 // Checks a whole document. The error list names every problem found, each
 // with its path (`routers[0].identifier.kind: unknown identifier kind ...`).
 Expected<Config, std::vector<std::string>> checkConfig(const runtime::ConfigNode& root,
                                                        const PluginRegistry& registry);
+Expected<NamerServiceConfig, std::vector<std::string>> checkNamerConfig(const runtime::ConfigNode& root,
+                                                                        const PluginRegistry& registry);
 
 }  // namespace switchyard::router

@@ -16,6 +16,10 @@ const char* categoryName(PluginCategory category) {
       return "telemeter";
     case PluginCategory::LoadBalancer:
       return "load balancer";
+    case PluginCategory::Storage:
+      return "storage";
+    case PluginCategory::Interface:
+      return "interface";
   }
   return "plugin";
 }

@@ -15,12 +15,13 @@
 
 #include "dtab/path.h"
 #include "router/identifier.h"
+#include "namer/dtab_store.h"
 #include "namer/namer_host.h"
 #include "runtime/config_reader.h"
 
 namespace switchyard::router {
 
-enum class PluginCategory { Identifier, Namer, Interpreter, Transformer, Telemeter, LoadBalancer };
+enum class PluginCategory { Identifier, Namer, Interpreter, Transformer, Telemeter, LoadBalancer, Storage, Interface };
 
 // "identifier", "namer", ...: for messages.
 const char* categoryName(PluginCategory category);
@@ -41,6 +42,8 @@ struct Plugin {
       makeIdentifier;
   // Namer plugins only.
   std::function<std::unique_ptr<namer::NamerHost>(const void* settings, const namer::NamerContext&)> makeNamer;
+  // Storage plugins only (the namer service's `storage`).
+  std::function<std::unique_ptr<namer::DtabStore>(const void* settings, runtime::Loop&)> makeStore;
 };
 
 // Typed builders, so that a plugin never casts: `read` checks the block and
@@ -62,7 +65,7 @@ template <class Settings>
 Plugin identifierPlugin(
     std::string kind, SettingsReader<Settings> read,
     std::function<std::unique_ptr<Identifier>(const Settings&, const IdentifierContext&)> make) {
-  Plugin p{PluginCategory::Identifier, std::move(kind), typedCheck<Settings>(std::move(read)), nullptr, nullptr};
+  Plugin p{PluginCategory::Identifier, std::move(kind), typedCheck<Settings>(std::move(read)), nullptr, nullptr, nullptr};
   p.makeIdentifier = [make = std::move(make)](const void* s, const IdentifierContext& ctx) {
     return make(*static_cast<const Settings*>(s), ctx);
   };
@@ -72,9 +75,19 @@ Plugin identifierPlugin(
 template <class Settings>
 Plugin namerPlugin(std::string kind, SettingsReader<Settings> read,
                    std::function<std::unique_ptr<namer::NamerHost>(const Settings&, const namer::NamerContext&)> make) {
-  Plugin p{PluginCategory::Namer, std::move(kind), typedCheck<Settings>(std::move(read)), nullptr, nullptr};
+  Plugin p{PluginCategory::Namer, std::move(kind), typedCheck<Settings>(std::move(read)), nullptr, nullptr, nullptr};
   p.makeNamer = [make = std::move(make)](const void* s, const namer::NamerContext& ctx) {
     return make(*static_cast<const Settings*>(s), ctx);
+  };
+  return p;
+}
+
+template <class Settings>
+Plugin storagePlugin(std::string kind, SettingsReader<Settings> read,
+                     std::function<std::unique_ptr<namer::DtabStore>(const Settings&, runtime::Loop&)> make) {
+  Plugin p{PluginCategory::Storage, std::move(kind), typedCheck<Settings>(std::move(read)), nullptr, nullptr, nullptr};
+  p.makeStore = [make = std::move(make)](const void* s, runtime::Loop& loop) {
+    return make(*static_cast<const Settings*>(s), loop);
   };
   return p;
 }

@@ -1,7 +1,6 @@
 #include "runtime/http_server.h"
 
 #include <cctype>
-#include <cstdio>
 
 #include "runtime/http1_parser.h"
 
@@ -249,9 +248,7 @@ void HttpResponder::startStream(int status, std::string_view contentType, HttpHe
 bool HttpResponder::write(std::string_view data) {
   if (!conn_ || !streaming_) return false;
   if (data.empty()) return true;  // an empty chunk would end the stream
-  char size[24];
-  std::snprintf(size, sizeof size, "%zx\r\n", data.size());
-  std::string chunk = size;
+  std::string chunk = chunkHeader(data.size());
   chunk.append(data);
   chunk += "\r\n";
   conn_->send(std::move(chunk));

@@ -355,10 +355,12 @@ class Router:
     or if the process exits first. With wait_ready=False it returns at once
     (for configs the router must reject: use wait_exit())."""
 
+    command = "router"
+
     def __init__(self, binary, config_text, ready_timeout=15.0, wait_ready=True,
                  env=None, args=None):
         self.binary = binary
-        self.tmpdir = tempfile.mkdtemp(prefix="switchyard-router-")
+        self.tmpdir = tempfile.mkdtemp(prefix="switchyard-%s-" % self.command)
         self.config_path = os.path.join(self.tmpdir, "linkerd.yaml")
         self.ports_file = os.path.join(self.tmpdir, "ports.json")
         self.stdout_path = os.path.join(self.tmpdir, "stdout.txt")
@@ -370,7 +372,7 @@ class Router:
         full_env = dict(os.environ)
         full_env.update(env or {})
         full_env["SWITCHYARD_PORTS_FILE"] = self.ports_file
-        cmd = [binary, "router", "-c", self.config_path] + list(args or [])
+        cmd = [binary, self.command, "-c", self.config_path] + list(args or [])
         self.cmd = cmd
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
@@ -386,8 +388,8 @@ class Router:
                 raise
 
     def _fail(self, what):
-        raise HarnessError("router %s\ncommand: %s\nconfig:\n%s\noutput:\n%s"
-                           % (what, " ".join(self.cmd), _read_text(self.config_path),
+        raise HarnessError("%s %s\ncommand: %s\nconfig:\n%s\noutput:\n%s"
+                           % (self.command, what, " ".join(self.cmd), _read_text(self.config_path),
                               _short(self.logs())))
 
     def _wait_ready(self, timeout):
@@ -469,6 +471,23 @@ class Router:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+class Namer(Router):
+    """`binary namer -c <tmp>/linkerd.yaml`: the namer service, started and
+    checked for readiness as Router is. api_url() is its first
+    io.l5d.httpController interface."""
+
+    command = "namer"
+
+    def api_port(self, index=0):
+        try:
+            return int(self.ports["api"][index])
+        except (KeyError, IndexError, TypeError):
+            raise HarnessError("namer has no API port %d; ports file: %s" % (index, json.dumps(self.ports)))
+
+    def api_url(self, path="/", index=0):
+        return "http://127.0.0.1:%d%s" % (self.api_port(index), path)
 
 
 # --------------------------------------------------------------------------
