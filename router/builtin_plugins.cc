@@ -55,6 +55,53 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                   return s;
                 },
                 nullptr, nullptr, nullptr});
+  registry.add({PluginCategory::Interpreter, "io.l5d.namerd.http",
+                [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
+                  auto s = std::make_shared<NamerdInterpreterSettings>();
+                  std::string dst = r.requiredString("dst");
+                  auto path = dtab::Path::parse(dst);
+                  bool ok = path && path->size() == 4 && (*path)[0] == "$" && (*path)[1] == "inet";
+                  int port = 0;
+                  if (ok) {
+                    std::string p((*path)[3]);
+                    ok = !p.empty() && p.size() <= 5 && p.find_first_not_of("0123456789") == std::string::npos;
+                    if (ok) port = std::stoi(p);
+                    ok = ok && port > 0 && port < 65536;
+                  }
+                  if (!dst.empty() && !ok) {
+                    r.problems().error(r.childPath("dst"),
+                                       "expected /$/inet/<host>/<port> (the namer service's address), got \"" + dst + "\"");
+                  } else if (ok) {
+                    s->client.host = std::string((*path)[2]);
+                    s->client.port = static_cast<std::uint16_t>(port);
+                  }
+                  if (auto ns = r.field("namespace")) {
+                    if (ns->node().kind() == runtime::ConfigNode::Kind::Map) {
+                      s->header = ns->requiredString("header");
+                      s->ns = ns->string("default", s->ns);
+                      for (auto& a : ns->list("allowed")) s->allowed.push_back(a.node().text());
+                      ns->finish();
+                    } else {
+                      s->ns = r.string("namespace", s->ns);
+                    }
+                    if (!namer::validNamespaceName(s->ns)) {
+                      r.problems().error(r.childPath("namespace"), "invalid namespace name \"" + s->ns + "\"");
+                    }
+                  }
+                  if (auto retry = r.field("retry"); retry && retry->expectMap()) {
+                    s->client.retryBaseMs = static_cast<std::uint64_t>(retry->integer("baseSeconds", 1, 1, 3600)) * 1000;
+                    s->client.retryMaxMs = static_cast<std::uint64_t>(retry->integer("maxSeconds", 10, 1, 3600)) * 1000;
+                    retry->finish();
+                  }
+                  r.ignore("periodSecs", "bindings arrive on watch streams, not by polling");
+                  r.ignore("experimental", "every interpreter here is supported as is");
+                  if (r.has("tls")) r.problems().error(r.childPath("tls"), "TLS to the namer service is not supported by Switchyard yet");
+                  if (r.has("transformers")) {
+                    r.problems().error(r.childPath("transformers"), "interpreter transformers are not supported by Switchyard yet");
+                  }
+                  return s;
+                },
+                nullptr, nullptr, nullptr});
   registry.add({PluginCategory::Interface, "io.l5d.httpController",
                 [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
                   auto s = std::make_shared<HttpControllerSettings>();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "namer/namerd_client.h"
 #include "router/plugin_registry.h"
 #include "router/tracer.h"
 
@@ -27,6 +28,16 @@ struct PrometheusSettings {
 struct HttpControllerSettings {
   std::string ip = "127.0.0.1";
   std::uint16_t port = 4180;
+};
+// io.l5d.namerd.http: bind through the namer service's HTTP API. The
+// namespace is `namespace` (fixed), or taken per request from `header`
+// (`{header: l5d-tenant, default: default, allowed: [...]}`), or set per
+// server (servers[].namespace) for a tenant per port.
+struct NamerdInterpreterSettings {
+  namer::NamerdSettings client;
+  std::string ns = "default";
+  std::string header;                // empty: the fixed namespace
+  std::vector<std::string> allowed;  // with header: the names a request may pick (empty: any)
 };
 struct MemoryStoreSettings {
   namer::NamespaceMap namespaces;  // io.l5d.inMemory's initial `namespaces`

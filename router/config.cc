@@ -42,6 +42,10 @@ ServerConfig readServer(ConfigReader r, std::uint16_t defaultPort) {
   s.clearContext = r.boolean("clearContext", false);
   s.headerTimeoutMs = r.integer("headerTimeoutMs", s.headerTimeoutMs, 0, 3'600'000);
   s.idleTimeoutMs = r.integer("idleTimeoutMs", s.idleTimeoutMs, 0, 86'400'000);
+  s.ns = r.string("namespace", "");
+  if (!s.ns.empty() && !namer::validNamespaceName(s.ns)) {
+    r.problems().error(r.childPath("namespace"), "invalid namespace name \"" + s.ns + "\"");
+  }
   r.ignore("maxConcurrentRequests", "no per-server concurrency limit yet");
   r.ignore("socketOptions", "socket tuning is automatic");
   r.ignore("timeoutMs", "a legacy key; use service.totalTimeoutMs");

@@ -35,6 +35,9 @@ struct ServerConfig {
   // connection idle for idleTimeoutMs is closed. 0 turns either off.
   std::int64_t headerTimeoutMs = 10'000;
   std::int64_t idleTimeoutMs = 60'000;
+  // Switchyard's own: with interpreter io.l5d.namerd.http, the namespace
+  // (tenant) of every request on this server; empty: the interpreter's.
+  std::string ns;
 };
 
 struct NamerConfig {

@@ -23,11 +23,17 @@ struct RouterPlan {
   RouterConfig config;    // config.dtab is the dtab at start; NamingState has the current one
   std::unique_ptr<Identifier> identifier;
   BalancerSettings balancer;
+  // Set when the router binds through the namer service (io.l5d.namerd.http).
+  const NamerdInterpreterSettings* remote = nullptr;
 };
 
 struct NamingState {
   std::vector<dtab::Dtab> dtabs;  // per router, in config order
   std::vector<dtab::NamerEntry> namers;
+  // Per router, for those that bind through the namer service: what it has
+  // answered, and how a worker asks for a name it has not (else null).
+  std::vector<std::shared_ptr<const namer::RemoteBindings>> remote;
+  std::vector<std::shared_ptr<const namer::WantFn>> wantRemote;
   std::uint64_t generation = 0;
 };
 

@@ -76,6 +76,12 @@ RouterProcess::RouterProcess(Config config, runtime::ConfigNode source, const Pl
     } else {
       plan->balancer.kind = "p2c";
     }
+    std::unique_ptr<namer::NamerdClient> remote;
+    if (rc.interpreter.kind == "io.l5d.namerd.http") {
+      plan->remote = static_cast<const NamerdInterpreterSettings*>(rc.interpreter.settings.get());
+      remote = std::make_unique<namer::NamerdClient>(loop_, plan->remote->client, config_.dns, rc.label);
+    }
+    remotes_.push_back(std::move(remote));
     plans_.push_back(std::move(plan));
   }
   for (const auto& n : config_.namers) {
@@ -97,6 +103,10 @@ std::shared_ptr<NamingState> RouterProcess::makeNaming(std::uint64_t generation)
   state->generation = generation;
   state->dtabs = dtabs_;
   for (const auto& [prefix, host] : namers_) state->namers.push_back({prefix, host->current()});
+  for (const auto& r : remotes_) {
+    state->remote.push_back(r ? r->current() : nullptr);
+    state->wantRemote.push_back(r ? r->want() : nullptr);
+  }
   // The resolving inet namers come before the system ones, which answer a
   // host name with "no resolver".
   if (hosts_) {
@@ -107,6 +117,7 @@ std::shared_ptr<NamingState> RouterProcess::makeNaming(std::uint64_t generation)
 
 RouterProcess::~RouterProcess() {
   workers_.clear();
+  remotes_.clear();
   admin_.reset();
   hosts_.reset();
   namers_.clear();
@@ -169,6 +180,22 @@ std::vector<ProcessMetric> RouterProcess::processMetrics() const {
                    static_cast<double>(z.dropped)});
     out.push_back({"zipkin/batches_failed", "zipkin:batches_failed", {}, true, "Span batches the collector did not accept",
                    static_cast<double>(z.failedBatches)});
+  }
+  for (std::size_t i = 0; i < remotes_.size(); ++i) {
+    if (!remotes_[i]) continue;
+    auto st = remotes_[i]->stats();
+    const std::string& label = plans_[i]->config.label;
+    std::string at = "rt/" + label + "/interpreter/namerd/";
+    std::vector<std::pair<std::string, std::string>> l{{"rt", label}};
+    out.push_back({at + "names", "rt:interpreter:namerd:names", l, false,
+                   "Names this router follows through the namer service", static_cast<double>(st.names)});
+    out.push_back({at + "streams_connected", "rt:interpreter:namerd:streams_connected", l, false,
+                   "Watch streams open to the namer service now (fewer than names: routing on last bindings)",
+                   static_cast<double>(st.connected)});
+    out.push_back({at + "reconnects", "rt:interpreter:namerd:reconnects", l, true,
+                   "Watch streams to the namer service that broke and were reopened", static_cast<double>(st.reconnects)});
+    out.push_back({at + "updates", "rt:interpreter:namerd:updates", l, true,
+                   "Bound trees received from the namer service", static_cast<double>(st.updates)});
   }
   if (!hosts_) return out;
   auto st = hosts_->stats();
@@ -288,6 +315,9 @@ int RouterProcess::run() {
 
   for (auto& [prefix, host] : namers_) host->start(loop_, [this] { publishNaming(); });
   if (hosts_) hosts_->start([this] { publishNaming(); });
+  for (auto& r : remotes_) {
+    if (r) r->start([this] { publishNaming(); });
+  }
 
   // SIGTERM and SIGINT drain, on the main loop.
   runtime::SignalWatch sigterm(loop_, SIGTERM, [this] { shutdown(); });
@@ -324,6 +354,7 @@ int RouterProcess::run() {
   workers_.clear();
   zipkin_.reset();
   hosts_.reset();
+  remotes_.clear();
   namers_.clear();
   workers_.clear();
   std::fprintf(stderr, "switchyard: stopped\n");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "namer/host_resolver.h"
+#include "namer/namerd_client.h"
 #include "router/admin_server.h"
 #include "router/config.h"
 #include "namer/namer_host.h"
@@ -52,6 +53,8 @@ class RouterProcess {
   std::vector<std::unique_ptr<RouterPlan>> plans_;
   std::vector<std::pair<dtab::Path, std::unique_ptr<namer::NamerHost>>> namers_;
   std::unique_ptr<namer::HostResolver> hosts_;  // DNS for /$/inet; null if it could not start
+  // Per router: the namer service's client if it binds through one, else null.
+  std::vector<std::unique_ptr<namer::NamerdClient>> remotes_;
   std::unique_ptr<ZipkinExporter> zipkin_;      // with an io.l5d.zipkin telemeter
   std::shared_ptr<const NamingState> naming_;
   std::vector<std::unique_ptr<Worker>> workers_;

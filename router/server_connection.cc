@@ -183,7 +183,7 @@ void ServerConnection::onRequestHead(runtime::RequestHead&& head, const runtime:
     return;
   }
   bool upgrade = wantsUpgrade(head.headers);
-  auto route = worker_.route(plan_, config_.clearContext, head);
+  auto route = worker_.route(plan_, config_, head);
   if (!route) {
     // A request without a body keeps its connection; one with a body (or an
     // upgrade) closes it after the answer rather than read what it sends.

@@ -148,16 +148,34 @@ void Worker::setNaming(std::shared_ptr<const NamingState> naming) {
   }
 }
 
-const Worker::Binding& Worker::bind(const RouterPlan& plan, const dtab::Dtab& local, const dtab::Path& name) {
-  std::string key = plan.config.label + '\n' + local.show() + '\n' + name.show();
+const Worker::Binding& Worker::bind(const RouterPlan& plan, const std::string& ns, const dtab::Dtab& local,
+                                    const dtab::Path& name) {
+  std::string localText = local.show();
+  std::string key = plan.config.label + '\n' + ns + '\n' + localText + '\n' + name.show();
   auto it = bindings_.find(key);
   if (it != bindings_.end() && it->second.generation == naming_->generation) return it->second;
   // A hostile stream of distinct per-request dtabs must not grow the cache
   // without bound.
   if (bindings_.size() > 10'000) bindings_.clear();
+  Binding b{naming_->generation, nullptr, std::nullopt};
+  if (plan.remote) {
+    // The namer service binds; until it has answered, the name is pending
+    // (and asked for), so the request waits as for a DNS answer.
+    std::string remoteKey = namer::NamerdClient::key(ns, localText, name.show());
+    const auto& known = naming_->remote[plan.index]->results;
+    auto r = known.find(remoteKey);
+    if (r == known.end()) {
+      (*naming_->wantRemote[plan.index])(remoteKey);
+      b.tree = std::make_shared<const BoundTree>(BoundTree::leaf(dtab::BoundName{name, {}, dtab::Addr::pending()}));
+    } else if (r->second.tree) {
+      b.tree = r->second.tree;
+    } else {
+      b.error = dtab::DelegateError{dtab::DelegateError::Kind::NamerError, r->second.error};
+    }
+    return bindings_.insert_or_assign(std::move(key), std::move(b)).first->second;
+  }
   dtab::Delegator delegator(naming_->dtabs[plan.index] + local, naming_->namers);
   auto bound = delegator.bind(name);
-  Binding b{naming_->generation, nullptr, std::nullopt};
   if (bound) {
     b.tree = std::make_shared<const BoundTree>(std::move(*bound));
   } else {
@@ -166,9 +184,30 @@ const Worker::Binding& Worker::bind(const RouterPlan& plan, const dtab::Dtab& lo
   return bindings_.insert_or_assign(std::move(key), std::move(b)).first->second;
 }
 
-Expected<Route, Failure> Worker::route(const RouterPlan& plan, bool clearContext, runtime::RequestHead& head) {
+Expected<std::string, Failure> Worker::namespaceOf(const RouterPlan& plan, const ServerConfig& server,
+                                                   const runtime::RequestHead& head) const {
+  if (!plan.remote) return std::string();
+  if (!server.ns.empty()) return server.ns;
+  const auto& s = *plan.remote;
+  if (s.header.empty()) return s.ns;
+  auto v = head.headers.get(s.header);
+  if (!v || v->empty()) return s.ns;
+  std::string ns(*v);
+  bool allowed = s.allowed.empty() ? namer::validNamespaceName(ns)
+                                   : std::find(s.allowed.begin(), s.allowed.end(), ns) != s.allowed.end();
+  if (!allowed) {
+    return Unexpected(Failure{Failure::Kind::BadRequest,
+                              s.header + ": \"" + ns + "\" is not a namespace this router serves" +
+                                  (s.allowed.empty() ? std::string(" (not a valid name)") : std::string()),
+                              false});
+  }
+  return ns;
+}
+
+Expected<Route, Failure> Worker::route(const RouterPlan& plan, const ServerConfig& server,
+                                      runtime::RequestHead& head) {
   const RouterConfig& cfg = plan.config;
-  if (clearContext) clearContextHeaders(head.headers);
+  if (server.clearContext) clearContextHeaders(head.headers);
   std::size_t hops = viaHops(head.headers);
   if (hops > static_cast<std::size_t>(cfg.maxCallDepth)) {
     return Unexpected(Failure{Failure::Kind::TooDeep,
@@ -183,17 +222,22 @@ Expected<Route, Failure> Worker::route(const RouterPlan& plan, bool clearContext
   if (!id) return Unexpected(Failure{Failure::Kind::BadRequest, "cannot identify the request: " + id.error(), false});
   if (id->target) head.target = *id->target;
   const dtab::Path& name = id->name;
-  return bindAndPick(plan, name, *local);
+  auto ns = namespaceOf(plan, server, head);
+  if (!ns) return Unexpected(ns.error());
+  return bindAndPick(plan, *ns, name, *local);
 }
 
 std::string Worker::dtabsInForce(const RouterPlan& plan, const dtab::Dtab& local) const {
-  std::string s = "dtab: " + naming_->dtabs[plan.index].show();
+  std::string s = plan.remote ? "dtab: the namer service's at " + plan.remote->client.host + ":" +
+                                    std::to_string(plan.remote->client.port)
+                              : "dtab: " + naming_->dtabs[plan.index].show();
   if (!local.empty()) s += "; l5d-dtab: " + local.show();
   return s;
 }
 
-Expected<Route, Failure> Worker::bindAndPick(const RouterPlan& plan, const dtab::Path& name, const dtab::Dtab& local) {
-  const Binding& b = bind(plan, local, name);
+Expected<Route, Failure> Worker::bindAndPick(const RouterPlan& plan, const std::string& ns, const dtab::Path& name,
+                                             const dtab::Dtab& local) {
+  const Binding& b = bind(plan, ns, local, name);
   if (b.error) {
     Failure f{Failure::Kind::NamingFailed,
               "delegating " + name.show() + " failed: " + b.error->message + " (" + dtabsInForce(plan, local) + ")",
@@ -201,7 +245,9 @@ Expected<Route, Failure> Worker::bindAndPick(const RouterPlan& plan, const dtab:
     f.service = name.show();
     return Unexpected(std::move(f));
   }
-  return pick(plan, name, local, b.tree);
+  auto route = pick(plan, name, local, b.tree);
+  if (route) route->ns = ns;
+  return route;
 }
 
 Worker::BalancerEntry& Worker::balancerFor(const RouterPlan& plan, const dtab::BoundName& leaf) {
@@ -219,7 +265,7 @@ Worker::BalancerEntry& Worker::balancerFor(const RouterPlan& plan, const dtab::B
 
 Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& name, const dtab::Dtab& local,
                                       std::shared_ptr<const BoundTree> tree) {
-  auto pendingRoute = [&] { return Route{&plan, name, local, std::move(tree), {}, nullptr, nullptr}; };
+  auto pendingRoute = [&] { return Route{&plan, name, local, std::move(tree), {}, nullptr, nullptr, {}}; };
   auto isPending = [](const dtab::BoundName& l) { return l.addr.kind == dtab::Addr::Kind::Pending; };
   auto fail = [&](std::string message) {
     Failure f{Failure::Kind::NoHosts, "no hosts are available for " + name.show() + ": " + std::move(message), false};
@@ -262,15 +308,17 @@ Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& 
   }
   BalancerEntry& entry = balancerFor(plan, *leaf);
   auto endpoint = entry.balancer.pick(loop_.nowMs(), rng_);
-  return Route{&plan, name, local, std::move(tree), *leaf, std::move(endpoint), &entry.balancer};
+  return Route{&plan, name, local, std::move(tree), *leaf, std::move(endpoint), &entry.balancer, {}};
 }
 
 Expected<Route, Failure> Worker::reroute(const Route& failed) {
-  return pick(*failed.plan, failed.logicalName, failed.local, failed.tree);
+  auto route = pick(*failed.plan, failed.logicalName, failed.local, failed.tree);
+  if (route) route->ns = failed.ns;
+  return route;
 }
 
 Expected<Route, Failure> Worker::rebind(const Route& pending) {
-  return bindAndPick(*pending.plan, pending.logicalName, pending.local);
+  return bindAndPick(*pending.plan, pending.ns, pending.logicalName, pending.local);
 }
 
 }  // namespace switchyard::router

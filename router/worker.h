@@ -42,6 +42,7 @@ struct Route {
   dtab::BoundName bound;
   std::shared_ptr<EndpointState> endpoint;
   Balancer* balancer = nullptr;  // owned by the worker; outlives the request
+  std::string ns;  // with io.l5d.namerd.http: the namespace the name was bound in
   // No endpoint yet: the name binds to an address still being resolved
   // (Pending). The request waits for a naming change, up to bindingTimeoutMs.
   bool pending() const { return endpoint == nullptr; }
@@ -70,7 +71,7 @@ class Worker {
 
   // Identification, per-request dtab, binding and balancing, in that order.
   // May rewrite `head` (context headers, the target). Loop thread.
-  Expected<Route, Failure> route(const RouterPlan& plan, bool clearContext, runtime::RequestHead& head);
+  Expected<Route, Failure> route(const RouterPlan& plan, const ServerConfig& server, runtime::RequestHead& head);
   // Chooses again for a request whose connect failed: the failed endpoint
   // is set aside by then, so another endpoint or union branch is taken.
   Expected<Route, Failure> reroute(const Route& failed);
@@ -101,11 +102,15 @@ class Worker {
     Balancer balancer;
     std::uint64_t generation = ~std::uint64_t{0};
   };
-  const Binding& bind(const RouterPlan& plan, const dtab::Dtab& local, const dtab::Path& name);
+  const Binding& bind(const RouterPlan& plan, const std::string& ns, const dtab::Dtab& local, const dtab::Path& name);
   // The balancer of a bound leaf, its endpoints brought up to date.
   BalancerEntry& balancerFor(const RouterPlan& plan, const dtab::BoundName& leaf);
   // Delegation (cached), then pick().
-  Expected<Route, Failure> bindAndPick(const RouterPlan& plan, const dtab::Path& name, const dtab::Dtab& local);
+  Expected<Route, Failure> bindAndPick(const RouterPlan& plan, const std::string& ns, const dtab::Path& name,
+                                       const dtab::Dtab& local);
+  // With io.l5d.namerd.http: the request's namespace, or why it has none.
+  Expected<std::string, Failure> namespaceOf(const RouterPlan& plan, const ServerConfig& server,
+                                             const runtime::RequestHead& head) const;
   // The leaf and endpoint for one request.
   Expected<Route, Failure> pick(const RouterPlan& plan, const dtab::Path& name, const dtab::Dtab& local,
                                 std::shared_ptr<const BoundTree> tree);

@@ -27,4 +27,6 @@ void Timer::start(std::uint64_t ms, std::function<void()> fn, std::uint64_t repe
 
 void Timer::stop() { uv_timer_stop(timer_); }
 
+bool Timer::active() const { return uv_is_active(reinterpret_cast<const uv_handle_t*>(timer_)) != 0; }
+
 }  // namespace switchyard::runtime

@@ -22,6 +22,8 @@ class Timer {
   // (Re)starts: `fn` runs after `ms`, then every `repeatMs` if non-zero.
   void start(std::uint64_t ms, std::function<void()> fn, std::uint64_t repeatMs = 0);
   void stop();
+  // Started and not yet fired (or repeating).
+  bool active() const;
 
  private:
   uv_timer_s* timer_;
