@@ -21,6 +21,10 @@ Run addDelegateCommand(CLI::App& parent);
 Run addRouterCommand(CLI::App& parent);
 Run addNamerCommand(CLI::App& parent);
 
+// The namer service's subcommands of `dtab` (list, get, create, update,
+// delete, test); the returned function runs whichever was given.
+Run addDtabRemoteCommands(CLI::App* dtab);
+
 // Reads a whole file; false (with a message on stderr) if it cannot.
 bool readFile(const std::string& filename, std::string& out);
 

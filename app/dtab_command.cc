@@ -67,7 +67,8 @@ Run addDtabCommand(CLI::App& parent) {
   opts->fileOpt = check->add_option("-f,--file", opts->file, "Read the dtab from FILE");
   opts->pathOpt = check->add_option("--path", opts->path, "Check a path instead, e.g. '/svc/hello'");
   opts->treeOpt = check->add_option("--tree", opts->tree, "Check a name tree instead, e.g. '/a | 0.3*/b & 0.7*/c'");
-  return [opts] { return runCheck(*opts); };
+  auto remote = addDtabRemoteCommands(dtab);
+  return [opts, check, remote] { return check->parsed() ? runCheck(*opts) : remote(); };
 }
 
 }  // namespace switchyard::app

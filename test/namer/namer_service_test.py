@@ -391,6 +391,73 @@ interfaces:
         c.check(want in p.stderr, "the refusal names %r: %r" % (want, p.stderr))
 
 
+def run_cli(n, *args, token=None):
+    env = dict(os.environ)
+    env["SWITCHYARD_NAMER"] = n.api_url("").rstrip("/")
+    env.pop("SWITCHYARD_TOKEN", None)
+    if token:
+        env["SWITCHYARD_TOKEN"] = token
+    return harness.subprocess.run([BINARY, "dtab"] + list(args), capture_output=True, text=True, env=env, timeout=30)
+
+
+def test_cli_dtab_commands(c):
+    d = tempfile.mkdtemp(prefix="switchyard-cli-")
+    os.mkdir(os.path.join(d, "disco"))
+    with open(os.path.join(d, "disco", "hello"), "w") as f:
+        f.write("127.0.0.1 8080\n")
+    n = Namer(BINARY, namer_config("{kind: io.l5d.inMemory}", extra="auth: {adminToken: t0k}\n",
+                                   disco=os.path.join(d, "disco")))
+    v1 = os.path.join(d, "v1.dtab")
+    v2 = os.path.join(d, "v2.dtab")
+    bad = os.path.join(d, "bad.dtab")
+    cases = os.path.join(d, "cases.txt")
+    with open(v1, "w") as f:
+        f.write("/svc => /#/io.l5d.fs;\n/svc/web => /$/inet/127.0.0.1/80;\n")
+    with open(v2, "w") as f:
+        f.write("/svc => /#/io.l5d.k8s/default/http;\n")
+    with open(bad, "w") as f:
+        f.write("/svc => /a |\n")
+    with open(cases, "w") as f:
+        f.write("# the web name is pinned\n/svc/web -> /$/inet/127.0.0.1/80\n/svc/hello -> /#/io.l5d.fs/hello  # fs\n/other -> ~\n")
+    try:
+        p = run_cli(n, "create", "default", v1)
+        c.eq(p.returncode, 1, "a write without the token fails: %s" % p.stderr)
+        c.check("401" in p.stderr, "and says why: %r" % p.stderr)
+        c.eq(run_cli(n, "create", "default", v1, token="t0k").returncode, 0, "create with the token")
+        p = run_cli(n, "list")
+        c.eq((p.returncode, p.stdout), (0, "default\n"), "list")
+        p = run_cli(n, "get", "default")
+        c.eq((p.returncode, p.stdout), (0, "/svc=>/#/io.l5d.fs;\n/svc/web=>/$/inet/127.0.0.1/80;\n"), "get prints the dtab")
+        version = p.stderr.split("version ")[1].split()[0]
+        c.check(len(version) > 0, "and the version on stderr: %r" % p.stderr)
+
+        p = run_cli(n, "test", "default", "--cases", cases)
+        c.check(p.returncode == 0 and p.stdout.count("ok ") == 3, "the cases pass against the namespace: %s" % p.stdout)
+        p = run_cli(n, "test", "--dtab-file", v2, "--cases", cases)
+        c.eq(p.returncode, 1, "a dtab that changes an answer fails the test: %s" % p.stdout)
+        c.check("FAIL /svc/web -> /#/io.l5d.k8s/default/http/web" in p.stdout, "naming the case and the answer: %s" % p.stdout)
+        p = run_cli(n, "test", "--dtab-file", v1, "--cases", cases)
+        c.eq(p.returncode, 0, "a local dtab file passes the same cases: %s" % p.stdout)
+
+        p = run_cli(n, "update", "default", bad, token="t0k")
+        c.eq(p.returncode, 1, "an invalid dtab file is refused before it is sent")
+        c.check("bad.dtab" in p.stderr and "column" in p.stderr, "with its place: %r" % p.stderr)
+        p = run_cli(n, "update", "default", v2, "--version", version, token="t0k")
+        c.eq(p.returncode, 0, "update at the version read: %s" % p.stderr)
+        p = run_cli(n, "update", "default", v1, "--version", version, token="t0k")
+        c.eq(p.returncode, 1, "a second update based on the old version is refused")
+        c.check("changed since version" in p.stderr, "and says the namespace changed: %r" % p.stderr)
+        p = run_cli(n, "get", "default")
+        c.eq(p.stdout, "/svc=>/#/io.l5d.k8s/default/http;\n", "the concurrent change was not overwritten")
+        c.eq(run_cli(n, "delete", "default", token="t0k").returncode, 0, "delete")
+        p = run_cli(n, "get", "default")
+        c.check(p.returncode == 1 and "404" in p.stderr, "get of a deleted namespace: %r" % p.stderr)
+        p = harness.subprocess.run([BINARY, "dtab", "list", "--namer", "http://127.0.0.1:1"], capture_output=True, text=True)
+        c.check(p.returncode == 2 and "refused" in p.stderr, "an unreachable namer is exit 2 with why: %r" % p.stderr)
+    finally:
+        n.stop()
+
+
 TESTS = [
     test_dtab_crud_versions_and_errors,
     test_file_store_survives_restart_and_kill,
@@ -398,6 +465,7 @@ TESTS = [
     test_bind_addr_resolve_delegate_and_watches,
     test_tenant_overlays_and_tokens,
     test_open_api_warns_and_bad_config_is_refused,
+    test_cli_dtab_commands,
 ]
 
 if __name__ == "__main__":
