@@ -63,20 +63,39 @@ class NamerProcess {
     }
     api_ = std::make_unique<namer::NamerApi>(loop_, *store_, std::move(auth), [this] { return namers(); });
 
-    bool failed = false;
+    // Nothing is served until the store's state is known: a store that
+    // answers later (etcd) calls back from the loop.
+    runtime::SignalWatch sigterm(loop_, SIGTERM, [this] { shutdown(); });
+    runtime::SignalWatch sigint(loop_, SIGINT, [this] { shutdown(); });
     store_->start(
-        [&](Expected<namer::NamespaceMap, std::string> first) {
+        [this](Expected<namer::NamespaceMap, std::string> first) {
           if (!first) {
             std::fprintf(stderr, "switchyard: namer: storage %s: %s\n", store_->describe().c_str(),
                          first.error().c_str());
-            failed = true;
+            exitCode_ = 1;
+            loop_.stop();
             return;
           }
           api_->setNamespaces(*first);
+          if (!serve()) {
+            exitCode_ = 1;
+            loop_.stop();
+          }
         },
         [this](const namer::NamespaceMap& map) { api_->setNamespaces(map); });
-    if (failed) return 1;
+    loop_.run();
+    api_.reset();
+    admin_.reset();
+    hosts_.reset();
+    namers_.clear();
+    store_.reset();
+    loop_.drainDeferred();
+    return exitCode_;
+  }
 
+ private:
+  // Listens (API and admin) and starts the namers; false after saying why not.
+  bool serve() {
     std::vector<router::HttpControllerSettings> interfaces;
     for (const auto& i : config_.interfaces) {
       interfaces.push_back(*static_cast<const router::HttpControllerSettings*>(i.settings.get()));
@@ -88,7 +107,7 @@ class NamerProcess {
       if (!port) {
         std::fprintf(stderr, "switchyard: namer: cannot serve the API on %s:%u: %s\n", i.ip.c_str(), i.port,
                      port.error().c_str());
-        return 1;
+        return false;
       }
       std::fprintf(stderr, "switchyard: namer: API on %s:%u (storage: %s)\n", i.ip.c_str(), *port,
                    store_->describe().c_str());
@@ -101,7 +120,7 @@ class NamerProcess {
     if (!adminPort) {
       std::fprintf(stderr, "switchyard: namer: cannot serve admin on %s:%u: %s\n", config_.admin.ip.c_str(),
                    config_.admin.port, adminPort.error().c_str());
-      return 1;
+      return false;
     }
     std::fprintf(stderr, "switchyard: namer: admin on %s:%u\n", config_.admin.ip.c_str(), *adminPort);
     // Ports asked as 0 are told to whoever started us (tests), as the router does.
@@ -113,19 +132,9 @@ class NamerProcess {
 
     for (auto& [prefix, host] : namers_) host->start(loop_, [this] { api_->namingChanged(); });
     if (hosts_) hosts_->start([this] { api_->namingChanged(); });
-    runtime::SignalWatch sigterm(loop_, SIGTERM, [this] { shutdown(); });
-    runtime::SignalWatch sigint(loop_, SIGINT, [this] { shutdown(); });
-    loop_.run();
-    api_.reset();
-    admin_.reset();
-    hosts_.reset();
-    namers_.clear();
-    store_.reset();
-    loop_.drainDeferred();
-    return 0;
+    return true;
   }
 
- private:
   std::vector<dtab::NamerEntry> namers() const {
     std::vector<dtab::NamerEntry> out;
     for (const auto& [prefix, host] : namers_) out.push_back({prefix, host->current()});
@@ -172,6 +181,7 @@ class NamerProcess {
   std::unique_ptr<namer::HostResolver> hosts_;
   std::unique_ptr<namer::NamerApi> api_;
   std::unique_ptr<runtime::HttpServer> admin_;
+  int exitCode_ = 0;
 };
 
 int runNamer(const NamerOptions& o) {

@@ -7,6 +7,7 @@
 #include "plugins/identifiers/static.h"
 #include "plugins/namers/dnssrv.h"
 #include "plugins/namers/fs.h"
+#include "plugins/storage/etcd.h"
 #include "router/builtin_plugins.h"
 
 namespace switchyard::plugins {
@@ -21,6 +22,7 @@ router::PluginRegistry allPlugins() {
   r.add(staticIdentifier());
   r.add(fsNamer());
   r.add(dnsSrvNamer());
+  r.add(etcdStorage());
   return r;
 }
 

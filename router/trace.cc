@@ -5,6 +5,8 @@
 #include <cstring>
 #include <vector>
 
+#include "runtime/base64.h"
+
 namespace switchyard::router {
 
 namespace {
@@ -34,40 +36,6 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> parseTraceId(std::string_
   auto hi = high.empty() ? std::optional<std::uint64_t>(0) : parseHex64(high);
   if (!lo || !hi || (*lo == 0 && *hi == 0)) return std::nullopt;
   return std::pair{*hi, *lo};
-}
-
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64(const unsigned char* data, std::size_t n) {
-  std::string out;
-  for (std::size_t i = 0; i < n; i += 3) {
-    std::uint32_t v = std::uint32_t{data[i]} << 16;
-    if (i + 1 < n) v |= std::uint32_t{data[i + 1]} << 8;
-    if (i + 2 < n) v |= data[i + 2];
-    out += kB64[(v >> 18) & 63];
-    out += kB64[(v >> 12) & 63];
-    out += i + 1 < n ? kB64[(v >> 6) & 63] : '=';
-    out += i + 2 < n ? kB64[v & 63] : '=';
-  }
-  return out;
-}
-
-std::optional<std::string> unbase64(std::string_view s) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : s) {
-    if (c == '=') break;
-    const char* p = std::strchr(kB64, c);
-    if (c == '\0' || p == nullptr) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(p - kB64);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
 }
 
 std::uint64_t readBe64(const std::string& b, std::size_t at) {
@@ -132,7 +100,7 @@ std::optional<TraceContext> readB3(const runtime::HttpHeaders& h) {
 std::optional<TraceContext> readL5d(const runtime::HttpHeaders& h) {
   auto v = h.get("l5d-ctx-trace");
   if (!v) return std::nullopt;
-  auto bytes = unbase64(*v);
+  auto bytes = runtime::base64Decode(*v);
   if (!bytes || (bytes->size() != 32 && bytes->size() != 40)) return std::nullopt;
   TraceContext ctx;
   ctx.spanId = readBe64(*bytes, 0);
@@ -172,7 +140,7 @@ void writeTraceHeaders(runtime::HttpHeaders& h, const TraceContext& ctx) {
                         (ctx.sampled && *ctx.sampled ? kFlagSampled : 0);
   writeBe64(bytes + 24, flags);
   writeBe64(bytes + 32, ctx.traceIdHigh);
-  h.add("l5d-ctx-trace", base64(bytes, ctx.traceIdHigh != 0 ? 40 : 32));
+  h.add("l5d-ctx-trace", runtime::base64Encode(std::string_view(reinterpret_cast<const char*>(bytes), ctx.traceIdHigh != 0 ? 40 : 32)));
 }
 
 std::optional<double> requestedSampleRate(const runtime::HttpHeaders& headers) {

@@ -346,6 +346,58 @@ class Dnsmasq:
         return "127.0.0.1:%d" % self.port
 
 
+class Etcd:
+    """Debian's etcd (v3) on 127.0.0.1 loopback ports, with its data in a
+    temporary directory that outlives stop(), so start() brings the same
+    state back. client_url is what the JSON gateway answers on."""
+
+    def __init__(self, ready_timeout=20.0):
+        self.tmpdir = tempfile.mkdtemp(prefix="switchyard-etcd-")
+        _TEMP_DIRS.add(self.tmpdir)
+        self.data_dir = os.path.join(self.tmpdir, "data")
+        self.log_path = os.path.join(self.tmpdir, "etcd.log")
+        self.port = free_port(socket.SOCK_STREAM)
+        self.peer_port = free_port(socket.SOCK_STREAM)
+        self.proc = None
+        self.start(ready_timeout)
+
+    @property
+    def client_url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self, ready_timeout=20.0):
+        cmd = ["etcd", "--name", "test", "--data-dir", self.data_dir,
+               "--listen-client-urls", self.client_url, "--advertise-client-urls", self.client_url,
+               "--listen-peer-urls", "http://127.0.0.1:%d" % self.peer_port,
+               "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % self.peer_port,
+               "--initial-cluster", "test=http://127.0.0.1:%d" % self.peer_port]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        _PROCESSES.append(self.proc)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise HarnessError("etcd exited with %s:\n%s" % (self.proc.returncode, _short(_read_text(self.log_path))))
+            try:
+                status, _, body = http("GET", self.client_url + "/health", timeout=1)
+                return status == 200 and b"true" in body
+            except (OSError, http_client.HTTPException):
+                return False
+        if not wait_until(ready, ready_timeout):
+            _kill_process(self.proc)
+            raise HarnessError("etcd not ready within %.0f s:\n%s" % (ready_timeout, _short(_read_text(self.log_path))))
+
+    def ctl(self, *args):
+        """etcdctl against this server; the CompletedProcess (text)."""
+        env = dict(os.environ, ETCDCTL_API="3")
+        return subprocess.run(["etcdctl", "--endpoints", self.client_url] + list(args),
+                              capture_output=True, text=True, env=env, timeout=30)
+
+    def stop(self, grace=5.0):
+        if self.proc:
+            _stop_process(self.proc, grace)
+
+
 class Router:
     """`binary router -c <tmp>/linkerd.yaml` as a subprocess.
 
