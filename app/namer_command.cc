@@ -98,6 +98,7 @@ class NamerProcess {
   bool serve() {
     std::vector<router::HttpControllerSettings> interfaces;
     for (const auto& i : config_.interfaces) {
+      if (i.kind != "io.l5d.httpController") continue;  // warned about at load
       interfaces.push_back(*static_cast<const router::HttpControllerSettings*>(i.settings.get()));
     }
     if (interfaces.empty()) interfaces.emplace_back();  // Namerd's default: 127.0.0.1:4180

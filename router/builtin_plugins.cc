@@ -112,6 +112,20 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                   return s;
                 },
                 nullptr, nullptr, nullptr});
+  // Namerd's other interfaces serve Linkerd's thrift and gRPC interpreters;
+  // Switchyard routers bind over HTTP. Configs that list them (nearly all
+  // do, next to httpController) load, and say what is not served.
+  for (const char* kind : {"io.l5d.thriftNameInterpreter", "io.l5d.mesh"}) {
+    registry.add({PluginCategory::Interface, kind,
+                  [kind](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
+                    r.warning(std::string(kind) +
+                              " is not served: Switchyard routers bind through io.l5d.httpController "
+                              "(interpreter io.l5d.namerd.http); this interface is skipped");
+                    for (const auto& entry : r.node().entries()) r.has(entry.first);
+                    return std::make_shared<int>(0);
+                  },
+                  nullptr, nullptr, nullptr});
+  }
   registry.add(storagePlugin<MemoryStoreSettings>(
       "io.l5d.inMemory",
       [](runtime::ConfigReader& r) -> std::optional<MemoryStoreSettings> {

@@ -59,3 +59,31 @@ TEST_CASE("every real-world Linkerd config loads or names what it lacks", "[comp
   std::cout << "compat: " << loaded << " of " << files << " Linkerd configs load; refusals:\n";
   for (const auto& [what, n] : missing) std::cout << "  " << n << "x " << what << "\n";
 }
+
+TEST_CASE("every real-world Namerd config loads or names what it lacks", "[compat]") {
+  const router::PluginRegistry registry = plugins::allPlugins();
+  std::size_t files = 0;
+  std::size_t loaded = 0;
+  std::map<std::string, int> missing;
+  for (const auto& entry : std::filesystem::directory_iterator(SWITCHYARD_COMPAT_DIR "/namerd-configs")) {
+    ++files;
+    std::string name = entry.path().filename().string();
+    INFO(name);
+    auto doc = runtime::loadConfigFile(entry.path().string());
+    if (!doc) FAIL(doc.error());
+    auto cfg = router::checkNamerConfig(*doc, registry);
+    if (cfg) {
+      ++loaded;
+      continue;
+    }
+    for (const auto& e : cfg.error()) {
+      INFO(e);
+      CHECK(namesWhatIsMissing(e));
+      auto colon = e.find(": ");
+      ++missing[e.substr(colon + 2, 80)];
+    }
+  }
+  CHECK(files >= 15);
+  std::cout << "compat: " << loaded << " of " << files << " Namerd configs load; refusals:\n";
+  for (const auto& [what, n] : missing) std::cout << "  " << n << "x " << what << "\n";
+}
