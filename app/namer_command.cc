@@ -3,7 +3,9 @@
 // operators over the io.l5d.httpController API; see namer/namer_api.h.
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
+#include <tuple>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -67,6 +69,18 @@ class NamerProcess {
     // answers later (etcd) calls back from the loop.
     runtime::SignalWatch sigterm(loop_, SIGTERM, [this] { shutdown(); });
     runtime::SignalWatch sigint(loop_, SIGINT, [this] { shutdown(); });
+    runtime::SignalWatch sighup(loop_, SIGHUP, [] {
+      std::fprintf(stderr, "switchyard: namer: SIGHUP: nothing to reload (dtabs live in the storage; "
+                           "a config change needs a restart)\n");
+    });
+    for (const auto& t : config_.telemetry) {
+      if (t.kind == "io.l5d.prometheus") {
+        prometheusPaths_.push_back(static_cast<const router::PrometheusSettings*>(t.settings.get())->path);
+      } else {
+        std::fprintf(stderr, "switchyard: namer: warning: telemetry kind %s is not used by the namer service\n",
+                     t.kind.c_str());
+      }
+    }
     store_->start(
         [this](Expected<namer::NamespaceMap, std::string> first) {
           if (!first) {
@@ -148,14 +162,31 @@ class NamerProcess {
   void admin(const runtime::HttpRequest& req, runtime::HttpResponder& r) {
     std::string path = req.path();
     if (path == "/admin/ping") return r.reply(200, "text/plain", "pong");
+    const auto& s = api_->stats();
+    // name, value, counter?, help
+    const std::tuple<const char*, std::uint64_t, bool, const char*> metrics[] = {
+        {"namer/api/requests", s.requests, true, "API requests"},
+        {"namer/api/writes", s.writes, true, "Namespace writes acknowledged"},
+        {"namer/api/rejected", s.rejected, true, "API requests answered 4xx"},
+        {"namer/api/watches", s.watches, false, "Watch streams open now"},
+        {"namer/api/updates_sent", s.updatesSent, true, "Changes sent on watch streams"},
+    };
     if (path == "/admin/metrics.json") {
-      const auto& s = api_->stats();
-      nlohmann::json j = {
-          {"namer/api/requests", s.requests},    {"namer/api/writes", s.writes},
-          {"namer/api/rejected", s.rejected},    {"namer/api/watches", s.watches},
-          {"namer/api/updates_sent", s.updatesSent},
-      };
+      nlohmann::json j = nlohmann::json::object();
+      for (const auto& [name, value, counter, help] : metrics) j[name] = value;
       return r.reply(200, "application/json", j.dump());
+    }
+    if (path == "/admin/metrics/prometheus" ||
+        std::find(prometheusPaths_.begin(), prometheusPaths_.end(), path) != prometheusPaths_.end()) {
+      std::string out;
+      for (const auto& [name, value, counter, help] : metrics) {
+        std::string n = name;
+        for (char& ch : n) ch = ch == '/' ? '_' : ch;
+        if (counter) n += "_total";
+        out += std::string("# HELP ") + n + " " + help + "\n# TYPE " + n + (counter ? " counter\n" : " gauge\n") + n +
+               " " + std::to_string(value) + "\n";
+      }
+      return r.reply(200, "text/plain; version=0.0.4", out);
     }
     if (path == "/admin/shutdown") {
       if (req.method != "POST") return r.reply(405, "text/plain", "POST to shut down\n");
@@ -182,6 +213,7 @@ class NamerProcess {
   std::unique_ptr<namer::HostResolver> hosts_;
   std::unique_ptr<namer::NamerApi> api_;
   std::unique_ptr<runtime::HttpServer> admin_;
+  std::vector<std::string> prometheusPaths_;
   int exitCode_ = 0;
 };
 

@@ -125,7 +125,12 @@ FileStore::FileStore(std::string dir) : dir_(std::move(dir)) {
 }
 
 Expected<NamespaceMap, std::string> FileStore::load() {
-  if (::mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST) return Unexpected(errnoText("cannot create", dir_));
+  // Like mkdir -p: the default /var/lib/switchyard/dtabs may need its parent.
+  for (std::size_t at = 1; at <= dir_.size(); ++at) {
+    if (at != dir_.size() && dir_[at] != '/') continue;
+    std::string part = dir_.substr(0, at);
+    if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) return Unexpected(errnoText("cannot create", part));
+  }
   DIR* d = ::opendir(dir_.c_str());
   if (!d) return Unexpected(errnoText("cannot read the directory", dir_));
   NamespaceMap map;

@@ -142,7 +142,7 @@ void NamerApi::handle(HttpRequest&& req, std::shared_ptr<HttpResponder> r) {
     return;
   }
   Answer a = read(req);
-  if (req.query("watch").value_or("") != "true" || a.status != 200) {
+  if (req.method == "HEAD" || req.query("watch").value_or("") != "true" || a.status != 200) {
     answer(a);
     return;
   }
@@ -174,11 +174,11 @@ void NamerApi::reevaluate() {
       if (a.status != 200) {
         // The namespace went away (or no longer answers): the stream ends
         // with a last line saying why.
-        w->responder->write(json{{"error", a.body}}.dump() + "\n");
         auto r = w->responder;
-        r->onGone(nullptr);
+        r->onGone(nullptr);  // this is its end: not counted twice if the write cuts it off
         watches_.remove(w);
         --stats_.watches;
+        r->write(json{{"error", a.body}}.dump() + "\n");
         r->end();
         continue;
       }
@@ -308,7 +308,6 @@ void NamerApi::write(const HttpRequest& req, const std::string& ns, std::shared_
       r->reply(204, "text/plain", "", std::move(h));
       return;
     }
-    ++stats_.rejected;
     int code = 503;
     switch (result.error().kind) {
       case StoreError::Kind::NotFound: code = 404; break;
@@ -316,6 +315,7 @@ void NamerApi::write(const HttpRequest& req, const std::string& ns, std::shared_
       case StoreError::Kind::VersionMismatch: code = 412; break;
       case StoreError::Kind::Unavailable: code = 503; break;
     }
+    if (code < 500) ++stats_.rejected;
     r->reply(code, "text/plain", result.error().message + "\n");
   };
 

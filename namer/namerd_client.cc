@@ -20,6 +20,7 @@ struct NamerdClient::Watch {
   std::string lastLine;    // the last answer, to skip repeats after a reconnect
   bool connected = false;  // a 200 head arrived on the current stream
   bool answered = false;   // something was published for this key
+  bool refused = false;    // the namer ended the stream with an error line
   runtime::Timer retry;  // after a refusal
 };
 
@@ -32,6 +33,7 @@ NamerdClient::NamerdClient(runtime::Loop& loop, NamerdSettings settings, DnsSett
 NamerdClient::~NamerdClient() {
   *alive_ = false;
   watches_.clear();
+  calls_.clear();
 }
 
 std::string NamerdClient::key(const std::string& ns, const std::string& localDtab, const std::string& path) {
@@ -74,8 +76,21 @@ void NamerdClient::open(Watch& w) {
   w.call.reset();
   w.buffer.clear();
   w.status = 0;
+  w.refused = false;
+  withAddress([this, key = w.key](Expected<runtime::SocketAddress, std::string> addr) {
+    auto it = watches_.find(key);
+    if (it == watches_.end()) return;
+    if (!addr) {
+      onEnded(*it->second, addr.error());
+      return;
+    }
+    connect(*it->second, *addr);
+  });
+}
+
+void NamerdClient::withAddress(std::function<void(Expected<runtime::SocketAddress, std::string>)> then) {
   if (auto ip = dtab::parseIpLiteral(settings_.host)) {
-    connect(w, *ip);
+    then(runtime::SocketAddress::parse(*ip, settings_.port));
     return;
   }
   if (!dns_) {
@@ -84,29 +99,41 @@ void NamerdClient::open(Watch& w) {
     options.timeoutMs = static_cast<std::uint64_t>(dnsSettings_.timeoutMs);
     auto dns = runtime::DnsResolver::create(loop_, options);
     if (!dns) {
-      onEnded(w, "no DNS resolver for " + settings_.host + ": " + dns.error());
+      then(Unexpected("no DNS resolver for " + settings_.host + ": " + dns.error()));
       return;
     }
     dns_ = std::move(*dns);
   }
-  dns_->resolveHost(settings_.host, [this, alive = alive_, key = w.key](runtime::DnsResolver::HostResult r) {
+  dns_->resolveHost(settings_.host, [this, alive = alive_, then = std::move(then)](runtime::DnsResolver::HostResult r) {
     if (!*alive) return;
-    auto it = watches_.find(key);
-    if (it == watches_.end()) return;
     if (r.status != runtime::DnsResolver::Status::Ok || r.addresses.empty()) {
-      onEnded(*it->second, "cannot resolve " + settings_.host + (r.error.empty() ? "" : ": " + r.error));
+      then(Unexpected("cannot resolve " + settings_.host + (r.error.empty() ? "" : ": " + r.error)));
       return;
     }
-    connect(*it->second, r.addresses.front());
+    then(runtime::SocketAddress::parse(r.addresses.front(), settings_.port));
   });
 }
 
-void NamerdClient::connect(Watch& w, const std::string& ip) {
-  auto addr = runtime::SocketAddress::parse(ip, settings_.port);
-  if (!addr) {
-    onEnded(w, addr.error());
-    return;
-  }
+void NamerdClient::get(const std::string& target,
+                       std::function<void(Expected<runtime::HttpResult, std::string>)> done) {
+  withAddress([this, target, done = std::move(done)](Expected<runtime::SocketAddress, std::string> addr) mutable {
+    if (!addr) return done(Unexpected(addr.error()));
+    runtime::HttpCall::Request req;
+    req.target = target;
+    req.host = settings_.host + ":" + std::to_string(settings_.port);
+    std::uint64_t id = ++nextCall_;
+    calls_[id] = runtime::fetch(loop_, *addr, std::move(req),
+                                [this, id, alive = alive_, done = std::move(done)](auto r) {
+                                  if (!*alive) return;
+                                  loop_.defer([this, id, alive] {
+                                    if (*alive) calls_.erase(id);
+                                  });
+                                  done(std::move(r));
+                                });
+  });
+}
+
+void NamerdClient::connect(Watch& w, const runtime::SocketAddress& addr) {
   runtime::HttpCall::Request req;
   req.target = "/api/1/bind/" + runtime::percentEncode(w.ns) + "?path=" + runtime::percentEncode(w.path) +
                (w.dtab.empty() ? "" : "&dtab=" + runtime::percentEncode(w.dtab)) + "&watch=true";
@@ -149,7 +176,7 @@ void NamerdClient::connect(Watch& w, const std::string& ip) {
     }
     onEnded(*wp, error ? *error : std::string("the namer service ended the stream"));
   };
-  w.call = runtime::HttpCall::start(loop_, *addr, std::move(req), std::move(h), 2'000);
+  w.call = runtime::HttpCall::start(loop_, addr, std::move(req), std::move(h), 2'000);
 }
 
 void NamerdClient::onLine(Watch& w, const std::string& line) {
@@ -170,6 +197,7 @@ void NamerdClient::onLine(Watch& w, const std::string& line) {
   if (j.is_object() && j.contains("error") && j["error"].is_string()) {
     std::string e = j["error"].get<std::string>();
     while (!e.empty() && e.back() == '\n') e.pop_back();
+    w.refused = true;
     publish(w.key, {nullptr, "the namer service: " + e});
     return;
   }
@@ -192,7 +220,7 @@ void NamerdClient::onEnded(Watch& w, const std::string& why) {
     loop_.defer([old] {});
   }
   if (wasConnected) ++stats_.reconnects;
-  if (w.status != 0 && w.status != 200) {
+  if ((w.status != 0 && w.status != 200) || w.refused) {
     // The namer answered but refused (an unknown namespace): asked again
     // after a while, in case the namespace is created.
     w.retry.start(settings_.retryMaxMs * 5, [this, key = w.key] {

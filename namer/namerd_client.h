@@ -63,6 +63,9 @@ class NamerdClient {
   // For workers: asks for a key (posted to the loop; repeated asks are free).
   std::shared_ptr<const WantFn> want() const { return want_; }
 
+  // One GET to the namer service (the admin's delegator); `done` on the loop.
+  void get(const std::string& target, std::function<void(Expected<runtime::HttpResult, std::string>)> done);
+
   struct Stats {
     std::size_t names = 0;       // keys asked for
     std::size_t connected = 0;   // streams open and answering now
@@ -75,7 +78,9 @@ class NamerdClient {
   struct Watch;
   void ask(const std::string& key);
   void open(Watch& w);
-  void connect(Watch& w, const std::string& ip);
+  void connect(Watch& w, const runtime::SocketAddress& addr);
+  // The namer's address (resolved if a name), then `then` on the loop.
+  void withAddress(std::function<void(Expected<runtime::SocketAddress, std::string>)> then);
   void onLine(Watch& w, const std::string& line);
   void onEnded(Watch& w, const std::string& why);
   void publish(const std::string& key, RemoteResult result);
@@ -91,6 +96,8 @@ class NamerdClient {
   std::shared_ptr<const RemoteBindings> current_ = std::make_shared<RemoteBindings>();
   std::map<std::string, std::unique_ptr<Watch>> watches_;
   std::unique_ptr<runtime::DnsResolver> dns_;
+  std::map<std::uint64_t, std::unique_ptr<runtime::HttpCall>> calls_;  // get()s in flight
+  std::uint64_t nextCall_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::shared_ptr<const WantFn> want_;
   Stats stats_;

@@ -199,41 +199,56 @@ void AdminServer::handle(const std::string& method, const std::string& target, c
     });
     return;
   }
-  done(reply(method, target, body));
+  if (path == "/delegator.json") {
+    delegator(method, target, body, std::move(done));
+    return;
+  }
+  done(reply(method, target));
 }
 
-AdminServer::Reply AdminServer::reply(const std::string& method, const std::string& target,
-                                      const std::string& body) {
+void AdminServer::delegator(const std::string& method, const std::string& target, const std::string& body,
+                            std::function<void(Reply)> done) {
+  std::string ns = queryParam(target, "namespace");
+  std::string dtabText = queryParam(target, "dtab");
+  std::string pathText = queryParam(target, "path");
+  if (method == "POST") {
+    json req = json::parse(body, nullptr, false);
+    if (req.is_discarded() || !req.is_object()) {
+      return done({400, "text/plain", "expected a JSON object {namespace, dtab, path}\n"});
+    }
+    for (auto [key, field] : {std::pair{"namespace", &ns}, {"dtab", &dtabText}, {"path", &pathText}}) {
+      if (!req.contains(key)) continue;
+      if (!req[key].is_string()) return done({400, "text/plain", std::string(key) + " must be a string\n"});
+      *field = req[key].get<std::string>();
+    }
+  }
+  const RouterPlan* plan = nullptr;
+  for (const auto& p : *ctx_.plans) {
+    if (p->config.label == ns || (ns.empty() && !plan)) plan = p.get();
+  }
+  if (!plan) return done({404, "text/plain", "no router labelled \"" + ns + "\"\n"});
+  auto extra = dtab::Dtab::parse(dtabText);
+  if (!extra) return done({400, "text/plain", "Invalid dtab: " + extra.error().message() + "\n"});
+  auto p = dtab::Path::parse(pathText);
+  if (!p) return done({400, "text/plain", "Invalid path: " + p.error().message() + "\n"});
+  if (plan->remote && ctx_.remoteDelegate) {
+    // The namer service delegates, in the router's (default) namespace.
+    ctx_.remoteDelegate(*plan, extra->show(), p->show(), [done](Expected<std::string, std::string> r) {
+      if (!r) return done({502, "text/plain", "the namer service: " + r.error() + "\n"});
+      done({200, "application/json", std::move(*r)});
+    });
+    return;
+  }
+  auto naming = ctx_.naming();
+  dtab::Delegator d(naming->dtabs[plan->index] + *extra, naming->namers);
+  json tree = namer::delegateTreeToJson(d.delegate(*p));
+  done({200, "application/json", tree.dump(-1, ' ', false, json::error_handler_t::replace)});
+}
+
+AdminServer::Reply AdminServer::reply(const std::string& method, const std::string& target) {
   std::string path = target.substr(0, target.find('?'));
   if (path == "/admin/ping") return {200, "text/plain", "pong"};
   if (path == "/config.json") return {200, "application/json", toJson(*ctx_.config).dump(2)};
-  if (path == "/delegator.json") {
-    std::string ns = queryParam(target, "namespace");
-    std::string dtabText = queryParam(target, "dtab");
-    std::string pathText = queryParam(target, "path");
-    if (method == "POST") {
-      json req = json::parse(body, nullptr, false);
-      if (req.is_discarded() || !req.is_object()) return {400, "text/plain", "expected a JSON object {namespace, dtab, path}\n"};
-      for (auto [key, field] : {std::pair{"namespace", &ns}, {"dtab", &dtabText}, {"path", &pathText}}) {
-        if (!req.contains(key)) continue;
-        if (!req[key].is_string()) return {400, "text/plain", std::string(key) + " must be a string\n"};
-        *field = req[key].get<std::string>();
-      }
-    }
-    const RouterPlan* plan = nullptr;
-    for (const auto& p : *ctx_.plans) {
-      if (p->config.label == ns || (ns.empty() && !plan)) plan = p.get();
-    }
-    if (!plan) return {404, "text/plain", "no router labelled \"" + ns + "\"\n"};
-    auto extra = dtab::Dtab::parse(dtabText);
-    if (!extra) return {400, "text/plain", "Invalid dtab: " + extra.error().message() + "\n"};
-    auto p = dtab::Path::parse(pathText);
-    if (!p) return {400, "text/plain", "Invalid path: " + p.error().message() + "\n"};
-    auto naming = ctx_.naming();
-    dtab::Delegator d(naming->dtabs[plan->index] + *extra, naming->namers);
-    json tree = namer::delegateTreeToJson(d.delegate(*p));
-    return {200, "application/json", tree.dump(-1, ' ', false, json::error_handler_t::replace)};
-  }
   if (path == "/admin/shutdown") {
     if (method != "POST") return {405, "text/plain", "POST to shut down\n"};
     loop_.defer(ctx_.shutdown);

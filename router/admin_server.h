@@ -6,7 +6,8 @@
 //   GET  /admin/metrics.json    Linkerd's flat metric names (rt/<label>/service/svc/hello/requests)
 //   GET  /admin/metrics/prometheus  the same in Prometheus text format
 //   GET  /config.json           the configuration as loaded
-//   GET|POST /delegator.json    the delegate tree of a path through a router's dtab
+//   GET|POST /delegator.json    the delegate tree of a path through a router's dtab (or, for
+//                               io.l5d.namerd.http routers, the namer service's /api/1/delegate)
 //   POST /admin/shutdown        graceful drain, then exit 0
 // Requests are small and read whole (up to 1 MB).
 
@@ -36,6 +37,11 @@ class AdminServer {
     std::function<void(std::function<void(MetricsSnapshot)>)> collect;
     // Metrics of the process outside the routers (the DNS resolver); may be empty.
     std::function<std::vector<ProcessMetric>()> processMetrics;
+    // Routers on io.l5d.namerd.http: asks the namer service to delegate
+    // (dtab, path) in the router's namespace; the JSON, or why not.
+    std::function<void(const RouterPlan&, const std::string&, const std::string&,
+                       std::function<void(Expected<std::string, std::string>)>)>
+        remoteDelegate;
     // io.l5d.prometheus telemeters: extra paths and their name prefixes.
     std::vector<std::pair<std::string, std::string>> prometheusPaths;
   };
@@ -57,7 +63,9 @@ class AdminServer {
 
  private:
   class Conn;
-  Reply reply(const std::string& method, const std::string& target, const std::string& body);
+  Reply reply(const std::string& method, const std::string& target);
+  void delegator(const std::string& method, const std::string& target, const std::string& body,
+                 std::function<void(Reply)> done);
   runtime::Loop& loop_;
   Context ctx_;
   std::unique_ptr<runtime::TcpListener> listener_;

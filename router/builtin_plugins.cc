@@ -1,5 +1,7 @@
 #include "router/builtin_plugins.h"
 
+#include <algorithm>
+
 #include "dtab/dtab.h"
 #include "namer/local_stores.h"
 
@@ -79,7 +81,18 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                     if (ns->node().kind() == runtime::ConfigNode::Kind::Map) {
                       s->header = ns->requiredString("header");
                       s->ns = ns->string("default", s->ns);
-                      for (auto& a : ns->list("allowed")) s->allowed.push_back(a.node().text());
+                      for (auto& a : ns->list("allowed")) {
+                        if (!namer::validNamespaceName(a.node().text())) {
+                          a.error("invalid namespace name \"" + a.node().text() + "\"");
+                          continue;
+                        }
+                        s->allowed.push_back(a.node().text());
+                      }
+                      if (!s->allowed.empty() &&
+                          std::find(s->allowed.begin(), s->allowed.end(), s->ns) == s->allowed.end()) {
+                        r.problems().error(ns->childPath("default"),
+                                           "\"" + s->ns + "\" must be one of `allowed` (requests without the header use it)");
+                      }
                       ns->finish();
                     } else {
                       s->ns = r.string("namespace", s->ns);
@@ -89,8 +102,16 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                     }
                   }
                   if (auto retry = r.field("retry"); retry && retry->expectMap()) {
-                    s->client.retryBaseMs = static_cast<std::uint64_t>(retry->integer("baseSeconds", 1, 1, 3600)) * 1000;
-                    s->client.retryMaxMs = static_cast<std::uint64_t>(retry->integer("maxSeconds", 10, 1, 3600)) * 1000;
+                    // Seconds, as Linkerd's; a key not given keeps the default.
+                    if (retry->has("baseSeconds")) {
+                      s->client.retryBaseMs = static_cast<std::uint64_t>(retry->integer("baseSeconds", 1, 1, 3600)) * 1000;
+                    }
+                    if (retry->has("maxSeconds")) {
+                      s->client.retryMaxMs = static_cast<std::uint64_t>(retry->integer("maxSeconds", 10, 1, 3600)) * 1000;
+                    }
+                    if (s->client.retryMaxMs < s->client.retryBaseMs) {
+                      r.problems().error(retry->childPath("maxSeconds"), "must be at least baseSeconds");
+                    }
                     retry->finish();
                   }
                   r.ignore("periodSecs", "bindings arrive on watch streams, not by polling");

@@ -184,6 +184,18 @@ RouterConfig readRouter(ConfigReader r, const PluginRegistry& registry) {
   runtime::ConfigNode noInterp = runtime::ConfigNode::map({});
   ConfigReader interpReader = interp ? *interp : ConfigReader(noInterp, r.childPath("interpreter"), r.problems());
   if (auto k = registry.read(PluginCategory::Interpreter, interpReader, "default")) rt.interpreter = std::move(*k);
+  bool remote = rt.interpreter.kind == "io.l5d.namerd.http";
+  if (remote && !rt.dtab.empty()) {
+    r.problems().warning(r.childPath("dtab"),
+                         "not used: with interpreter io.l5d.namerd.http the namer service's dtab applies "
+                         "(per-request l5d-dtab still does)");
+  }
+  for (std::size_t i = 0; i < rt.servers.size(); ++i) {
+    if (!remote && !rt.servers[i].ns.empty()) {
+      r.problems().warning(r.childPath("servers[" + std::to_string(i) + "].namespace"),
+                           "not used: a namespace applies only with interpreter io.l5d.namerd.http");
+    }
+  }
 
   if (auto prefix = r.optionalString("dstPrefix")) {
     auto p = dtab::Path::parse(*prefix);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "runtime/http_server.h"
 #include "runtime/signal_watch.h"
 
 namespace switchyard::router {
@@ -299,7 +300,18 @@ int RouterProcess::run() {
   }
   AdminServer::Context ctx{&plans_, &source_, [this] { return naming_; }, [this] { shutdown(); },
                            [this](auto done) { collectMetrics(std::move(done)); },
-                           [this] { return processMetrics(); }, {}};
+                           [this] { return processMetrics(); }, {}, {}};
+  ctx.remoteDelegate = [this](const RouterPlan& plan, const std::string& dtab, const std::string& path,
+                              std::function<void(Expected<std::string, std::string>)> done) {
+    auto& remote = remotes_[plan.index];
+    std::string target = "/api/1/delegate/" + runtime::percentEncode(plan.remote->ns) +
+                         "?path=" + runtime::percentEncode(path) + "&dtab=" + runtime::percentEncode(dtab);
+    remote->get(target, [done = std::move(done)](Expected<runtime::HttpResult, std::string> r) {
+      if (!r) return done(Unexpected(r.error()));
+      if (r->status != 200) return done(Unexpected("answered " + std::to_string(r->status) + ": " + r->body));
+      done(std::move(r->body));
+    });
+  };
   for (const auto& t : config_.telemetry) {
     if (t.kind != "io.l5d.prometheus") continue;
     const auto* s = static_cast<const PrometheusSettings*>(t.settings.get());

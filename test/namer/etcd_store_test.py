@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import harness  # noqa: E402
@@ -97,6 +98,54 @@ def test_replicas_share_etcd(c):
         etcd.stop()
 
 
+def test_change_through_one_replica_reaches_routers_on_another(c):
+    etcd = Etcd()
+    a = Namer(BINARY, namer_config(etcd))
+    b = Namer(BINARY, namer_config(etcd))
+    x, y = Backend("x"), Backend("y")
+    routers = []
+    try:
+        http("POST", a.api_url("/api/1/dtabs/default"), body=("/svc => /$/inet/127.0.0.1/%d" % x.port).encode())
+        wait_until(lambda: dtab_of(b, "default")[0] != 404, 5)
+        for _ in range(2):
+            routers.append(Router(BINARY, """admin: {port: 0}
+routers:
+- protocol: http
+  label: out
+  interpreter: {kind: io.l5d.namerd.http, dst: /$/inet/127.0.0.1/%d, namespace: default}
+  servers: [{port: 0}]
+""" % b.api_port()))
+        conns = [Connection("127.0.0.1", r.port("out")) for r in routers]
+
+        def backend(conn):
+            s, _, body = conn.request("GET", "http://web/")
+            return json.loads(body)["backend"] if s == 200 else s
+        c.check(all(wait_until(lambda conn=conn: backend(conn) == "x", 5) for conn in conns), "routers on B route")
+        delays = []
+        current = "x"
+        for _ in range(10):
+            nxt, port = ("y", y.port) if current == "x" else ("x", x.port)
+            s, _, _ = http("PUT", a.api_url("/api/1/dtabs/default"), body=("/svc => /$/inet/127.0.0.1/%d" % port).encode())
+            t0 = time.monotonic()
+            ok = all(wait_until(lambda conn=conn: backend(conn) == nxt, 5, interval=0.002) for conn in conns)
+            delays.append(time.monotonic() - t0)
+            c.check(ok and s == 204, "a PUT on replica A reaches both routers on replica B")
+            current = nxt
+        delays.sort()
+        print("propagation through etcd (PUT on replica A -> both routers on replica B routing, %d changes): "
+              "p50 %.1f ms, max %.1f ms" % (len(delays), delays[len(delays) // 2] * 1000, delays[-1] * 1000))
+        for conn in conns:
+            conn.close()
+    finally:
+        for r in routers:
+            r.stop()
+        a.stop()
+        b.stop()
+        etcd.stop()
+        x.stop()
+        y.stop()
+
+
 def test_etcd_outage(c):
     etcd = Etcd()
     backend = Backend("a")
@@ -146,6 +195,7 @@ def test_unreachable_etcd_at_start(c):
 
 TESTS = [
     test_replicas_share_etcd,
+    test_change_through_one_replica_reaches_routers_on_another,
     test_etcd_outage,
     test_unreachable_etcd_at_start,
 ]

@@ -322,6 +322,10 @@ def test_bind_addr_resolve_delegate_and_watches(c):
         c.check(wait_until(lambda: dt.ended, 5), "deleting the namespace ends its watch")
         s, _, body = http("GET", n.admin_url("/admin/metrics.json"))
         c.check(json.loads(body)["namer/api/updates_sent"] >= 3, "updates are counted: %s" % body)
+        s, _, body = http("GET", n.admin_url("/admin/metrics/prometheus"))
+        p = harness.subprocess.run(["promtool", "check", "metrics"], input=body.decode(), capture_output=True, text=True)
+        c.check(s == 200 and p.returncode == 0 and b"namer_api_updates_sent_total" in body,
+                "the same in Prometheus form, clean for promtool: %s %s" % (p.stdout, p.stderr))
     finally:
         for s in streams:
             s.close()
@@ -381,12 +385,12 @@ def test_open_api_warns_and_bad_config_is_refused(c):
     with open(bad, "w") as f:
         f.write("""storage: {kind: io.l5d.zk, zkAddrs: []}
 interfaces:
-- {kind: io.l5d.thriftNameInterpreter}
+- {kind: io.l5d.destination}
 - {kind: io.l5d.httpController, prot: 4180}
 """)
     p = harness.subprocess.run([BINARY, "namer", "--check", "-c", bad], capture_output=True, text=True)
     c.eq(p.returncode, 2, "an invalid namer config is refused")
-    for want in ('storage.kind: unknown storage kind "io.l5d.zk"', 'interface kind "io.l5d.thriftNameInterpreter"',
+    for want in ('storage.kind: unknown storage kind "io.l5d.zk"', 'interface kind "io.l5d.destination"',
                  "interfaces[1].prot"):
         c.check(want in p.stderr, "the refusal names %r: %r" % (want, p.stderr))
 

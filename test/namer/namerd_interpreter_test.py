@@ -101,6 +101,9 @@ def test_dtab_changes_reach_every_router(c):
             print("propagation PUT -> both routers routing (%d changes): p50 %.1f ms, p99 %.1f ms, max %.1f ms"
                   % (len(delays), p50, p99, delays[-1] * 1000))
             c.eq(len(delays), 20, "all 20 changes reached both routers")
+        s, _, body = http("GET", routers[0].admin_url("/delegator.json?path=/svc/web"))
+        c.check(s == 200 and json.loads(body)["delegate"]["dentry"]["prefix"] == "/svc",
+                "the router's /delegator.json shows the namer service's delegation: %r" % body[:300])
         s, _, body = http("GET", routers[0].admin_url("/admin/metrics.json"))
         m = json.loads(body)
         c.eq(m.get("rt/out/interpreter/namerd/streams_connected"), 1.0, "one stream per name: %s" % body[:300])
