@@ -36,7 +36,6 @@ struct RemoteOptions {
   std::string cases;
   std::string dtabFile;
   std::string namersFile;
-  bool json = false;
   CLI::Option* baseOpt = nullptr;
 };
 
@@ -114,6 +113,7 @@ Expected<runtime::HttpResult, std::string> call(const RemoteOptions& o, const st
   req.headers = std::move(headers);
   if (!o.token.empty()) req.headers.add("Authorization", "Bearer " + o.token);
   req.body = std::move(body);
+  req.timeoutMs = 10'000;
   std::optional<Expected<runtime::HttpResult, std::string>> result;
   auto c = runtime::fetch(loop, *addr, std::move(req), [&](Expected<runtime::HttpResult, std::string> r) {
     result = std::move(r);
@@ -235,6 +235,10 @@ int runDelete(const RemoteOptions& o) {
 
 int runTest(const RemoteOptions& o) {
   bool local = !o.dtabFile.empty();
+  if (!local && !o.namersFile.empty()) {
+    std::cerr << "switchyard: --namers applies to --dtab-file only (a namespace is bound by the namer service's namers)\n";
+    return 2;
+  }
   if (local == !o.ns.empty()) {
     std::cerr << "switchyard: dtab test needs a NAMESPACE (on the namer service) or --dtab-file, not both\n";
     return 2;
@@ -246,7 +250,7 @@ int runTest(const RemoteOptions& o) {
     std::string dtabText;
     if (!readFile(o.dtabFile, dtabText)) return 2;
     auto d = dtab::Dtab::parse(dtabText);
-    if (!d) return std::cerr << "switchyard: " << o.dtabFile << ": " << d.error().message() << "\n", 1;
+    if (!d) return std::cerr << "switchyard: " << o.dtabFile << ": " << d.error().message() << "\n", 2;
     std::vector<dtab::NamerEntry> namers;
     if (!o.namersFile.empty()) {
       auto loaded = namer::loadStaticNamers(o.namersFile);

@@ -169,8 +169,12 @@ Expected<NamespaceMap, std::string> FileStore::load() {
   }
   ::closedir(d);
   if (!problem.empty()) return Unexpected(problem);
-  // The directory's own entry must be durable too (a fresh mkdir).
+  // A directory made just now must survive a crash too: its entry lives in
+  // its parent, which is fsynced (and the directory itself, for its files).
   if (auto err = fsyncPath(dir_, O_RDONLY | O_DIRECTORY); !err.empty()) return Unexpected(err);
+  auto slash = dir_.find_last_of('/');
+  std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir_.substr(0, slash);
+  if (auto err = fsyncPath(parent, O_RDONLY | O_DIRECTORY); !err.empty()) return Unexpected(err);
   return map;
 }
 

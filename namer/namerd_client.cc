@@ -121,6 +121,7 @@ void NamerdClient::get(const std::string& target,
     runtime::HttpCall::Request req;
     req.target = target;
     req.host = settings_.host + ":" + std::to_string(settings_.port);
+    req.timeoutMs = 5'000;
     std::uint64_t id = ++nextCall_;
     calls_[id] = runtime::fetch(loop_, *addr, std::move(req),
                                 [this, id, alive = alive_, done = std::move(done)](auto r) {

@@ -1,6 +1,7 @@
 #include "runtime/http_client.h"
 
 #include "runtime/http1_parser.h"
+#include "runtime/timer.h"
 
 namespace switchyard::runtime {
 
@@ -9,7 +10,8 @@ namespace switchyard::runtime {
 // and the connect attempt are freed after the current callback returns.
 class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Handler {
  public:
-  Impl(Loop& loop, Request request, HttpCall::Handler handler) : loop_(loop), request_(std::move(request)), handler_(std::move(handler)) {}
+  Impl(Loop& loop, Request request, HttpCall::Handler handler)
+      : loop_(loop), request_(std::move(request)), handler_(std::move(handler)), deadline_(loop) {}
   ~Impl() override {
     *alive_ = false;
     releaseStream();
@@ -18,6 +20,11 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
   }
 
   void start(const SocketAddress& addr, std::uint64_t timeoutMs) {
+    if (request_.timeoutMs > 0) {
+      deadline_.start(request_.timeoutMs, [this, ms = request_.timeoutMs] {
+        finish("no complete response within " + std::to_string(ms) + " ms");
+      });
+    }
     connect_ = TcpConnect::start(loop_, addr, timeoutMs, [this](Expected<TcpStreamPtr, std::string> r) {
       loop_.deleteLater(std::move(connect_));
       if (!r) {
@@ -95,6 +102,8 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
   void finish(std::optional<std::string> error) {
     if (done_) return;
     done_ = true;
+    deadline_.stop();
+    if (connect_) loop_.deleteLater(std::move(connect_));
     releaseStream();
     if (auto fn = std::move(handler_.onDone)) fn(std::move(error));
   }
@@ -113,6 +122,7 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
   std::unique_ptr<TcpConnect> connect_;
   TcpStreamPtr stream_;
   std::unique_ptr<Http1Parser> parser_;
+  Timer deadline_;
   int status_ = 0;
   bool done_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

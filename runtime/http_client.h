@@ -27,6 +27,9 @@ class HttpCall {
     std::string host;    // the Host header
     HttpHeaders headers;
     std::string body;
+    // The whole response must have arrived within this (0: no limit, as
+    // for a watch stream that never ends).
+    std::uint64_t timeoutMs = 0;
   };
   struct Handler {
     std::function<void(const ResponseHead&)> onHead;

@@ -210,6 +210,7 @@ class EtcdStore final : public namer::DtabStore {
     req.host = where();
     req.headers.add("Content-Type", "application/json");
     req.body = body.dump();
+    req.timeoutMs = 5'000;  // an etcd that accepts but never answers fails the write, not hangs it
     std::uint64_t id = ++nextCall_;
     calls_[id] = runtime::fetch(
         loop_, *addr_, std::move(req),
@@ -236,7 +237,7 @@ class EtcdStore final : public namer::DtabStore {
           }
           done(std::move(j));
         },
-        1 << 20);
+        64 << 20);
   }
 
   void readAll(std::function<void(std::optional<std::string>)> done) {
@@ -357,9 +358,12 @@ class EtcdStore final : public namer::DtabStore {
         bool isDelete = e.contains("type") && e["type"] == "DELETE";
         changed |= apply(ns, isDelete ? std::nullopt : std::optional(decodeValue(b64Field(kv, "value"))), rev);
       }
+      // Only events move the resume point: a header's revision may be ahead
+      // of events still to come in this stream.
+      for (const auto& e : result["events"]) {
+        if (e.contains("kv")) revision_ = std::max(revision_, int64Field(e["kv"], "mod_revision"));
+      }
     }
-    std::int64_t headerRev = int64Field(result.contains("header") ? result["header"] : json::object(), "revision");
-    if (headerRev > revision_) revision_ = headerRev;
     if (changed && onChange_) onChange_(map_);
   }
 
@@ -453,8 +457,8 @@ router::Plugin etcdStorage() {
         s.port = static_cast<std::uint16_t>(r.integer("port", s.port, 1, 65535));
         s.prefix = r.string("pathPrefix", s.prefix);
         while (s.prefix.size() > 1 && s.prefix.back() == '/') s.prefix.pop_back();
-        if (s.prefix.empty() || s.prefix.front() != '/') {
-          r.problems().error(r.childPath("pathPrefix"), "expected a key prefix starting with /, got \"" + s.prefix + "\"");
+        if (s.prefix.size() < 2 || s.prefix.front() != '/') {
+          r.problems().error(r.childPath("pathPrefix"), "expected a key prefix such as /namerd/dtabs, got \"" + s.prefix + "\"");
         }
         if (r.has("tls")) r.problems().error(r.childPath("tls"), "TLS to etcd is not supported by Switchyard yet");
         return s;
