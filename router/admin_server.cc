@@ -203,6 +203,22 @@ void AdminServer::handle(const std::string& method, const std::string& target, c
     delegator(method, target, body, std::move(done));
     return;
   }
+  if (path == "/requests" || path == "/requests.json") {
+    if (!ctx_.collectRecent) {
+      done({404, "text/plain",
+            "no recent requests are kept: add a telemeter {kind: io.l5d.recentRequests, sampleRate: 1.0} to the config\n"});
+      return;
+    }
+    bool asJson = path == "/requests.json";
+    ctx_.collectRecent([done, asJson](std::vector<RecentRequest> requests) {
+      if (asJson) {
+        done({200, "application/json", recentRequestsJson(requests)});
+      } else {
+        done({200, "text/html; charset=utf-8", recentRequestsHtml(requests)});
+      }
+    });
+    return;
+  }
   done(reply(method, target));
 }
 

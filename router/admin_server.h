@@ -8,6 +8,7 @@
 //   GET  /config.json           the configuration as loaded
 //   GET|POST /delegator.json    the delegate tree of a path through a router's dtab (or, for
 //                               io.l5d.namerd.http routers, the namer service's /api/1/delegate)
+//   GET  /requests, /requests.json  recent requests (io.l5d.recentRequests)
 //   POST /admin/shutdown        graceful drain, then exit 0
 // Requests are small and read whole (up to 1 MB).
 
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "router/metrics.h"
+#include "router/recent_requests.h"
 #include "router/router_plan.h"
 #include "runtime/config_node.h"
 #include "runtime/loop.h"
@@ -42,6 +44,9 @@ class AdminServer {
     std::function<void(const RouterPlan&, const std::string&, const std::string&,
                        std::function<void(Expected<std::string, std::string>)>)>
         remoteDelegate;
+    // io.l5d.recentRequests: gathers every worker's recent requests, newest
+    // first, on the main loop; empty if the telemeter is not configured.
+    std::function<void(std::function<void(std::vector<RecentRequest>)>)> collectRecent;
     // io.l5d.prometheus telemeters: extra paths and their name prefixes.
     std::vector<std::pair<std::string, std::string>> prometheusPaths;
   };

@@ -181,6 +181,17 @@ void addBuiltinPlugins(PluginRegistry& registry) {
       [](const FileStoreSettings& s, runtime::Loop&) -> std::unique_ptr<namer::DtabStore> {
         return std::make_unique<namer::FileStore>(s.dir);
       }));
+  registry.add({PluginCategory::Telemeter, "io.l5d.recentRequests",
+                [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
+                  auto s = std::make_shared<RecentRequestsSettings>();
+                  if (!r.has("sampleRate")) {
+                    r.problems().error(r.childPath("sampleRate"), "required: the share of requests to keep, 0.0 to 1.0");
+                  }
+                  s->sampleRate = r.number("sampleRate", 1.0, 0.0, 1.0);
+                  s->capacity = r.integer("capacity", s->capacity, 1, 10'000);
+                  return s;
+                },
+                nullptr, nullptr, nullptr});
   registry.add(balancer("p2c", false));
   registry.add(balancer("ewma", true));
   registry.add(balancer("roundRobin", false));

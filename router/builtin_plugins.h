@@ -2,6 +2,7 @@
 
 #include "namer/namerd_client.h"
 #include "router/plugin_registry.h"
+#include "router/recent_requests.h"
 #include "router/tracer.h"
 
 namespace switchyard::router {

@@ -38,6 +38,9 @@ class Exchange final : public runtime::TcpStream::Handler, public runtime::Http1
   std::size_t upstreamBacklog() const;
   bool responseStarted() const { return responseStarted_; }
   int responseStatus() const { return responseStatus_; }
+  // For /requests: the trace this request belongs to, and where it went.
+  std::string traceId() const { return traceIdHex(serverTrace_); }
+  std::string endpointKey() const { return route_.endpoint ? route_.endpoint->key : std::string(); }
   // Ends every callback into the server connection; releases the upstream.
   void detach();
 

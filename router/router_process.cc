@@ -300,7 +300,7 @@ int RouterProcess::run() {
   }
   AdminServer::Context ctx{&plans_, &source_, [this] { return naming_; }, [this] { shutdown(); },
                            [this](auto done) { collectMetrics(std::move(done)); },
-                           [this] { return processMetrics(); }, {}, {}};
+                           [this] { return processMetrics(); }, {}, {}, {}};
   ctx.remoteDelegate = [this](const RouterPlan& plan, const std::string& dtab, const std::string& path,
                               std::function<void(Expected<std::string, std::string>)> done) {
     auto& remote = remotes_[plan.index];
@@ -312,6 +312,33 @@ int RouterProcess::run() {
       done(std::move(r->body));
     });
   };
+  for (const auto& t : config_.telemetry) {
+    if (t.kind != "io.l5d.recentRequests") continue;
+    const auto* settings = static_cast<const RecentRequestsSettings*>(t.settings.get());
+    for (auto& w : workers_) w->setRecent(std::make_unique<RecentRequests>(*settings));
+    std::size_t capacity = static_cast<std::size_t>(settings->capacity);
+    ctx.collectRecent = [this, capacity](std::function<void(std::vector<RecentRequest>)> done) {
+      // As metrics: each worker copies its ring on its own loop.
+      struct Gather {
+        std::vector<RecentRequest> all;
+        std::size_t left;
+        std::function<void(std::vector<RecentRequest>)> done;
+      };
+      auto g = std::make_shared<Gather>(Gather{{}, workers_.size(), std::move(done)});
+      for (auto& w : workers_) {
+        Worker* worker = w.get();
+        worker->loop().post([this, worker, g, capacity] {
+          std::vector<RecentRequest> copy;
+          if (worker->recent()) copy.assign(worker->recent()->entries().begin(), worker->recent()->entries().end());
+          loop_.post([g, capacity, copy = std::move(copy)]() mutable {
+            for (auto& r : copy) g->all.push_back(std::move(r));
+            if (--g->left == 0) g->done(newest(std::move(g->all), capacity));
+          });
+        });
+      }
+    };
+    break;  // one
+  }
   for (const auto& t : config_.telemetry) {
     if (t.kind != "io.l5d.prometheus") continue;
     const auto* s = static_cast<const PrometheusSettings*>(t.settings.get());

@@ -152,6 +152,19 @@ void ServerConnection::recordRequest(int status) {
   m.servers[serverKey_].record(status, ms);
   if (!service_.empty()) m.services[service_].record(status, ms);
   if (!clientId_.empty()) m.clients[clientId_].record(status, ms);
+  if (recent_ && worker_.recent()) {
+    RecentRequest r = std::move(*recent_);
+    recent_.reset();
+    r.service = service_;
+    r.client = clientId_;
+    r.status = status;
+    r.durationMs = ms;
+    if (exchange_) {
+      r.traceId = exchange_->traceId();
+      r.endpoint = exchange_->endpointKey();
+    }
+    worker_.recent()->add(std::move(r));
+  }
 }
 
 void ServerConnection::onRequestHead(runtime::RequestHead&& head, const runtime::BodyFraming& framing) {
@@ -161,6 +174,15 @@ void ServerConnection::onRequestHead(runtime::RequestHead&& head, const runtime:
   bodyBytes_ = 0;
   service_.clear();
   clientId_.clear();
+  recent_.reset();
+  if (RecentRequests* recent = worker_.recent(); recent && recent->sample(worker_.rng())) {
+    recent_.emplace();
+    recent_->wallUs = wallClockUs();
+    recent_->router = plan_.config.label;
+    recent_->method = head.method;
+    recent_->host = std::string(head.headers.get("host").value_or(""));
+    recent_->path = std::string(head.path());
+  }
   requestDone_ = false;
   discardBody_ = false;
   versionMinor_ = head.versionMinor;

@@ -8,9 +8,11 @@
 // wait in memory per direction).
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "router/failure.h"
+#include "router/recent_requests.h"
 #include "router/router_plan.h"
 #include "runtime/http1_parser.h"
 #include "runtime/tcp.h"
@@ -95,6 +97,8 @@ class ServerConnection final : public runtime::TcpStream::Handler, public runtim
   std::string service_;     // "svc/hello", once identified
   std::string clientId_;    // "#/io.l5d.fs/hello", once bound
   std::uint64_t startUs_ = 0;
+  // Sampled for /requests (io.l5d.recentRequests): what it was, kept from its head.
+  std::optional<RecentRequest> recent_;
   bool recorded_ = true;    // the request in flight was recorded
   // Cleared when this connection dies, for work deferred to a later turn.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

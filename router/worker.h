@@ -21,6 +21,7 @@
 #include "router/failure.h"
 #include "router/leaf_picker.h"
 #include "router/metrics.h"
+#include "router/recent_requests.h"
 #include "router/router_plan.h"
 #include "router/tracer.h"
 #include "runtime/loop.h"
@@ -85,6 +86,9 @@ class Worker {
   // Zipkin tracing, if configured (before the thread starts); else null.
   void setTracer(std::unique_ptr<Tracer> tracer) { tracer_ = std::move(tracer); }
   Tracer* tracer() { return tracer_.get(); }
+  // io.l5d.recentRequests, if configured (before the thread starts); else null.
+  void setRecent(std::unique_ptr<RecentRequests> recent) { recent_ = std::move(recent); }
+  RecentRequests* recent() { return recent_.get(); }
   std::mt19937_64& rng() { return rng_; }
   void connectionClosed(ServerConnection* c);
   // This worker's metrics: written on its loop only; copied for the admin.
@@ -135,6 +139,7 @@ class Worker {
   static constexpr std::uint64_t kSweepMs = 1'000;
   runtime::Timer sweepTimer_;  // connection timeouts
   std::unique_ptr<Tracer> tracer_;
+  std::unique_ptr<RecentRequests> recent_;
 };
 
 }  // namespace switchyard::router

@@ -198,7 +198,54 @@ def test_dead_or_hung_collector_never_disturbs_traffic(c):
         z.stop()
 
 
+def test_recent_requests(c):
+    backend = Backend("hello")
+    cfg = """admin: {port: 0}
+telemetry:
+- {kind: io.l5d.recentRequests, sampleRate: 1.0, capacity: 5}
+routers:
+- protocol: http
+  label: out
+  dtab: |
+    /svc/hello => /$/inet/127.0.0.1/%d;
+  servers:
+  - port: 0
+""" % backend.port
+    r = Router(BINARY, cfg)
+    try:
+        trace = "463ac35c9f6413ad48485a3953bb6124"
+        for i in range(7):
+            headers = {"x-b3-traceid": trace, "x-b3-spanid": "a2fb4a1d1a96d312"} if i == 6 else None
+            http("GET", "http://hello/n%d" % i, headers=headers, proxy=("127.0.0.1", r.port("out")))
+        s, _, _ = http("GET", "http://nowhere/z", proxy=("127.0.0.1", r.port("out")))
+        c.eq(s, 502, "a name with no route fails")
+        s, h, body = http("GET", r.admin_url("/requests.json"))
+        entries = json.loads(body)
+        c.eq((s, len(entries)), (200, 5), "the newest `capacity` requests are kept")
+        c.eq([e["path"] for e in entries], ["/z", "/n6", "/n5", "/n4", "/n3"], "newest first")
+        c.eq((entries[0]["status"], entries[0]["service"]), (502, "svc/nowhere"), "a failed request is there with its status")
+        e = entries[1]
+        c.eq((e["method"], e["host"], e["service"], e["client"], e["status"]),
+             ("GET", "hello", "svc/hello", "$/inet/127.0.0.1/%d" % backend.port, 200), "each with what it was and where it went")
+        c.eq(e["endpoint"], "127.0.0.1:%d" % backend.port, "the endpoint")
+        c.eq(e["traceId"], trace, "and its trace id, to look it up in Zipkin")
+        c.check(len(entries[2]["traceId"]) in (16, 32), "a request without a trace gets the one the router started")
+        s, h, body = http("GET", r.admin_url("/requests"))
+        c.check(s == 200 and b"<table" in body and trace.encode() in body, "/requests shows the same as a table")
+    finally:
+        r.stop()
+        backend.stop()
+    plain = Router(BINARY, config("x", "/svc => /$/inet/127.0.0.1/1", 1, rate=0.0).replace(
+        "telemetry:\n- kind: io.l5d.zipkin\n  host: 127.0.0.1\n  port: 1\n  sampleRate: 0.0\n", ""))
+    try:
+        s, _, body = http("GET", plain.admin_url("/requests.json"))
+        c.check(s == 404 and b"io.l5d.recentRequests" in body, "without the telemeter /requests says how to enable it")
+    finally:
+        plain.stop()
+
+
 TESTS = [
+    test_recent_requests,
     test_spans_of_a_request_through_two_routers,
     test_incoming_trace_is_continued,
     test_sampling_rate_header_and_debug,
