@@ -44,7 +44,7 @@ Exchange::Exchange(Worker& worker, ServerConnection& server, Route route, runtim
   if (upgrade_) head.headers.add("Connection", "Upgrade");
   if (chunkedIn_) head.headers.add("Transfer-Encoding", "chunked");
   head.headers.add("Via", "1.1 switchyard");
-  head.headers.set("l5d-dst-service", route_.logicalName.show());
+  head.headers.set("l5d-dst-service", route_.logicalShown);
   head.headers.remove("l5d-dst-client");
   head.headers.remove("l5d-dst-residual");
   head.headers.set("l5d-reqid", hexId(worker_.rng()()));
@@ -92,8 +92,8 @@ void Exchange::recordSpans(int status, const std::string& error) {
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   const std::string& label = route_.plan->config.label;  // every route names its plan
   std::string traceId = traceIdHex(serverTrace_);
-  std::string logical = route_.logicalName.show();
-  std::string bound = route_.pending() ? std::string() : route_.bound.id.show();
+  const std::string& logical = route_.logicalShown;
+  const std::string& bound = route_.boundShown;
   std::string statusText = status != 0 ? std::to_string(status) : std::string();
   std::string errorText = !error.empty() ? error : status >= 500 ? statusText : std::string();
 
@@ -141,7 +141,7 @@ void Exchange::recordSpans(int status, const std::string& error) {
 std::string Exchange::head() const {
   std::string h = headPrefix_;
   h += "l5d-dst-client: ";
-  h += route_.bound.id.show();
+  h += route_.boundShown;
   h += "\r\n";
   if (!route_.bound.residual.empty()) {
     h += "l5d-dst-residual: ";

@@ -216,8 +216,8 @@ void ServerConnection::onRequestHead(runtime::RequestHead&& head, const runtime:
     return;
   }
   // Metrics scope names are paths without their leading slash, as Linkerd's.
-  service_ = route->logicalName.show().substr(1);
-  clientId_ = route->bound.id.show().substr(1);
+  service_ = route->logicalShown.substr(1);
+  clientId_ = route->pending() ? std::string() : route->boundShown.substr(1);
   exchange_ = std::make_unique<Exchange>(worker_, *this, std::move(*route), std::move(head), framing, upgrade);
   exchange_->start();
 }

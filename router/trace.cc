@@ -1,5 +1,6 @@
 #include "router/trace.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -123,10 +124,22 @@ std::optional<TraceContext> readTraceHeaders(const runtime::HttpHeaders& headers
 }
 
 void writeTraceHeaders(runtime::HttpHeaders& h, const TraceContext& ctx) {
-  for (const char* name : {"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
-                           "l5d-ctx-trace"}) {
-    h.remove(name);
-  }
+  // The incoming context goes, in one pass over the headers.
+  auto& entries = h.entries();
+  entries.erase(std::remove_if(entries.begin(), entries.end(),
+                               [](const runtime::HttpHeaders::Entry& e) {
+                                 std::string_view n = e.first;
+                                 if (n.size() < 2 || n.size() > 17) return false;
+                                 char c = static_cast<char>(n[0] | 0x20);
+                                 if (c != 'b' && c != 'x' && c != 'l') return false;
+                                 for (std::string_view name : {"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid",
+                                                               "x-b3-sampled", "x-b3-flags", "l5d-ctx-trace"}) {
+                                   if (runtime::HttpHeaders::nameEquals(n, name)) return true;
+                                 }
+                                 return false;
+                               }),
+                entries.end());
+  entries.reserve(entries.size() + 6);
   h.add("x-b3-traceid", traceIdHex(ctx));
   h.add("x-b3-spanid", hexId(ctx.spanId));
   if (ctx.parentId != 0) h.add("x-b3-parentspanid", hexId(ctx.parentId));

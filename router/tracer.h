@@ -43,7 +43,7 @@ struct Span {
   std::string_view traceId;  // lower hex, 16 or 32 digits
   std::uint64_t id = 0;
   std::uint64_t parentId = 0;  // 0: a root span
-  std::string_view kind = "SERVER";
+  std::string_view kind = "SERVER";  // a constant: written without escaping
   std::string_view name;
   std::int64_t timestampUs = 0;  // epoch microseconds
   std::int64_t durationUs = 1;
@@ -51,6 +51,8 @@ struct Span {
   std::string_view remoteIp;
   std::uint16_t remotePort = 0;
   // Tags, in a fixed array: recording a span allocates nothing but its text.
+  // Keys are constants of ours ("http.path"), written without escaping;
+  // values are escaped.
   static constexpr std::size_t kMaxTags = 8;
   std::pair<std::string_view, std::string_view> tags[kMaxTags];
   std::size_t tagCount = 0;
@@ -125,7 +127,7 @@ class ZipkinExporter final : public runtime::TcpStream::Handler, public runtime:
   std::deque<SpanBatch> queue_;
   std::size_t queued_ = 0;    // spans in queue_
   std::size_t inFlight_ = 0;  // spans in the POST under way
-  std::string request_;       // the POST under way
+  std::vector<std::string> request_;  // the POST in pieces: head, batches, brackets
   int status_ = 0;
   bool keepAlive_ = false;    // the collector keeps the connection
   bool backingOff_ = false;

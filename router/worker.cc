@@ -149,9 +149,9 @@ void Worker::setNaming(std::shared_ptr<const NamingState> naming) {
 }
 
 const Worker::Binding& Worker::bind(const RouterPlan& plan, const std::string& ns, const dtab::Dtab& local,
-                                    const dtab::Path& name) {
+                                    const dtab::Path& name, const std::string& nameShown) {
   std::string localText = local.show();
-  std::string key = plan.config.label + '\n' + ns + '\n' + localText + '\n' + name.show();
+  std::string key = plan.config.label + '\n' + ns + '\n' + localText + '\n' + nameShown;
   auto it = bindings_.find(key);
   if (it != bindings_.end() && it->second.generation == naming_->generation) return it->second;
   // A hostile stream of distinct per-request dtabs must not grow the cache
@@ -161,7 +161,7 @@ const Worker::Binding& Worker::bind(const RouterPlan& plan, const std::string& n
   if (plan.remote) {
     // The namer service binds; until it has answered, the name is pending
     // (and asked for), so the request waits as for a DNS answer.
-    std::string remoteKey = namer::NamerdClient::key(ns, localText, name.show());
+    std::string remoteKey = namer::NamerdClient::key(ns, localText, nameShown);
     const auto& known = naming_->remote[plan.index]->results;
     auto r = known.find(remoteKey);
     if (r == known.end()) {
@@ -237,23 +237,29 @@ std::string Worker::dtabsInForce(const RouterPlan& plan, const dtab::Dtab& local
 
 Expected<Route, Failure> Worker::bindAndPick(const RouterPlan& plan, const std::string& ns, const dtab::Path& name,
                                              const dtab::Dtab& local) {
-  const Binding& b = bind(plan, ns, local, name);
+  std::string nameShown = name.show();
+  const Binding& b = bind(plan, ns, local, name, nameShown);
   if (b.error) {
     Failure f{Failure::Kind::NamingFailed,
-              "delegating " + name.show() + " failed: " + b.error->message + " (" + dtabsInForce(plan, local) + ")",
+              "delegating " + nameShown + " failed: " + b.error->message + " (" + dtabsInForce(plan, local) + ")",
               false};
     f.service = name.show();
     return Unexpected(std::move(f));
   }
   auto route = pick(plan, name, local, b.tree);
-  if (route) route->ns = ns;
+  if (route) {
+    route->ns = ns;
+    route->logicalShown = std::move(nameShown);
+  }
   return route;
 }
 
 Worker::BalancerEntry& Worker::balancerFor(const RouterPlan& plan, const dtab::BoundName& leaf) {
-  std::string key = plan.config.label + '\n' + leaf.id.show();
+  auto key = std::make_pair(plan.index, leaf.id);
   auto it = balancers_.find(key);
-  if (it == balancers_.end()) it = balancers_.emplace(std::move(key), BalancerEntry{Balancer(plan.balancer)}).first;
+  if (it == balancers_.end()) {
+    it = balancers_.emplace(std::move(key), BalancerEntry{Balancer(plan.balancer), ~std::uint64_t{0}, leaf.id.show()}).first;
+  }
   BalancerEntry& entry = it->second;
   // Endpoint sets change only with the naming generation: update then.
   if (entry.generation != naming_->generation) {
@@ -265,7 +271,7 @@ Worker::BalancerEntry& Worker::balancerFor(const RouterPlan& plan, const dtab::B
 
 Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& name, const dtab::Dtab& local,
                                       std::shared_ptr<const BoundTree> tree) {
-  auto pendingRoute = [&] { return Route{&plan, name, local, std::move(tree), {}, nullptr, nullptr, {}}; };
+  auto pendingRoute = [&] { return Route{&plan, name, local, std::move(tree), {}, nullptr, nullptr, {}, {}, {}}; };
   auto isPending = [](const dtab::BoundName& l) { return l.addr.kind == dtab::Addr::Kind::Pending; };
   auto fail = [&](std::string message) {
     Failure f{Failure::Kind::NoHosts, "no hosts are available for " + name.show() + ": " + std::move(message), false};
@@ -308,12 +314,15 @@ Expected<Route, Failure> Worker::pick(const RouterPlan& plan, const dtab::Path& 
   }
   BalancerEntry& entry = balancerFor(plan, *leaf);
   auto endpoint = entry.balancer.pick(loop_.nowMs(), rng_);
-  return Route{&plan, name, local, std::move(tree), *leaf, std::move(endpoint), &entry.balancer, {}};
+  return Route{&plan, name, local, std::move(tree), *leaf, std::move(endpoint), &entry.balancer, {}, {}, entry.idShown};
 }
 
 Expected<Route, Failure> Worker::reroute(const Route& failed) {
   auto route = pick(*failed.plan, failed.logicalName, failed.local, failed.tree);
-  if (route) route->ns = failed.ns;
+  if (route) {
+    route->ns = failed.ns;
+    route->logicalShown = failed.logicalShown;
+  }
   return route;
 }
 

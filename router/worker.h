@@ -44,6 +44,10 @@ struct Route {
   std::shared_ptr<EndpointState> endpoint;
   Balancer* balancer = nullptr;  // owned by the worker; outlives the request
   std::string ns;  // with io.l5d.namerd.http: the namespace the name was bound in
+  // logicalName and bound.id as text, shown once per request (headers,
+  // metrics and spans all use them).
+  std::string logicalShown;
+  std::string boundShown;
   // No endpoint yet: the name binds to an address still being resolved
   // (Pending). The request waits for a naming change, up to bindingTimeoutMs.
   bool pending() const { return endpoint == nullptr; }
@@ -105,8 +109,10 @@ class Worker {
   struct BalancerEntry {
     Balancer balancer;
     std::uint64_t generation = ~std::uint64_t{0};
+    std::string idShown;  // the bound id as text
   };
-  const Binding& bind(const RouterPlan& plan, const std::string& ns, const dtab::Dtab& local, const dtab::Path& name);
+  const Binding& bind(const RouterPlan& plan, const std::string& ns, const dtab::Dtab& local, const dtab::Path& name,
+                      const std::string& nameShown);
   // The balancer of a bound leaf, its endpoints brought up to date.
   BalancerEntry& balancerFor(const RouterPlan& plan, const dtab::BoundName& leaf);
   // Delegation (cached), then pick().
@@ -129,7 +135,7 @@ class Worker {
   std::set<ServerConnection*> connections_;
   std::set<Exchange*> waiting_;  // routes pending on naming
   std::map<std::string, Binding> bindings_;   // (router, local dtab, name) -> bound tree
-  std::map<std::string, BalancerEntry> balancers_;  // (router, bound id) -> balancer
+  std::map<std::pair<std::size_t, dtab::Path>, BalancerEntry> balancers_;  // (router, bound id) -> balancer
   ClientPool pool_;
   std::mt19937_64 rng_;
   MetricsSnapshot metrics_;
