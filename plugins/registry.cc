@@ -7,6 +7,7 @@
 #include "plugins/identifiers/static.h"
 #include "plugins/namers/dnssrv.h"
 #include "plugins/namers/fs.h"
+#include "plugins/namers/k8s.h"
 #include "plugins/storage/etcd.h"
 #include "router/builtin_plugins.h"
 
@@ -22,6 +23,7 @@ router::PluginRegistry allPlugins() {
   r.add(staticIdentifier());
   r.add(fsNamer());
   r.add(dnsSrvNamer());
+  r.add(k8sNamer());
   r.add(etcdStorage());
   return r;
 }

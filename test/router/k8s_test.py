@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""The io.l5d.k8s namer against the Kubernetes API fixture
+(test/support/k8s_api.py): Endpoints listed then watched; changes reach
+routing while traffic flows with no failed request; dropped watches, a
+compacted history (410) and an API down for 30 s keep the last good set;
+a service or port that does not exist is a negative binding.
+
+Usage: k8s_test.py SWITCHYARD_BINARY [TEST_NAME ...]
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import harness  # noqa: E402
+from harness import Backend, Connection, Router, free_port, http, wait_until  # noqa: E402
+from k8s_api import K8sApiServer  # noqa: E402
+
+BINARY = None
+
+
+def config(api, fallback_port):
+    return """admin: {port: 0}
+namers:
+- kind: io.l5d.k8s
+  host: localhost
+  port: %d
+routers:
+- protocol: http
+  label: out
+  bindingTimeoutMs: 3000
+  dtab: |
+    /svc => /#/io.l5d.k8s/default/http | /$/inet/127.0.0.1/%d;
+  servers:
+  - port: 0
+""" % (api.port, fallback_port)
+
+
+def service(api, ips, port, name="web", port_name="http"):
+    api.put_service({"namespace": "default", "name": name,
+                     "ports": [{"name": port_name, "port": 80, "targetPort": port}],
+                     "endpoints": [{"ip": ip, "nodeName": "node-%d" % i} for i, ip in enumerate(ips)]})
+
+
+class Traffic:
+    """Keep-alive clients sending GET http://web/ through the router and
+    recording which backend answered (or the failure)."""
+
+    def __init__(self, router, clients=2):
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.log = []  # (time, backend or "status N")
+        self.threads = [threading.Thread(target=self._run, args=(router,)) for _ in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, router):
+        conn = Connection("127.0.0.1", router.port("out"))
+        try:
+            while not self.stop.is_set():
+                try:
+                    s, _, body = conn.request("GET", "http://web/")
+                    got = json.loads(body)["backend"] if s == 200 else "status %d" % s
+                except OSError as e:
+                    got = "error %s" % e
+                    conn.close()
+                    conn = Connection("127.0.0.1", router.port("out"))
+                with self.lock:
+                    self.log.append((time.monotonic(), got))
+                time.sleep(0.005)
+        finally:
+            conn.close()
+
+    def since(self, t0):
+        with self.lock:
+            return [g for t, g in self.log if t >= t0]
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
+def test_endpoints_follow_changes_under_traffic(c):
+    port = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=port)
+    b = Backend("b", host="127.0.0.2", port=port)
+    fallback = Backend("fallback")
+    api = K8sApiServer()
+    api.start()
+    service(api, ["127.0.0.1", "127.0.0.2"], port)
+    r = Router(BINARY, config(api, fallback.port))
+    traffic = None
+    try:
+        conn = Connection("127.0.0.1", r.port("out"))
+        seen = set()
+        for _ in range(40):
+            s, _, body = conn.request("GET", "http://web/")
+            seen.add(json.loads(body)["backend"] if s == 200 else s)
+        c.eq(seen, {"a", "b"}, "both endpoints of the service serve")
+        s, _, body = conn.request("GET", "http://nosuch/")
+        c.eq(json.loads(body)["backend"], "fallback", "a service that does not exist is negative: the dtab falls back")
+        conn.close()
+
+        traffic = Traffic(r)
+        time.sleep(0.5)
+        service(api, ["127.0.0.2"], port)
+        t_change = time.monotonic()
+        c.check(wait_until(lambda: traffic.since(time.monotonic() - 0.2)[-5:] == ["b"] * 5, 5),
+                "the removal reaches routing")
+        t_seen = time.monotonic()
+        time.sleep(1)
+        after = traffic.since(t_seen)
+        c.eq(sorted(set(after)), ["b"], "once visible, no request goes to the removed endpoint")
+        failures = [g for g in traffic.since(t_change - 0.5) if g not in ("a", "b")]
+        c.eq(failures, [], "no request failed around the change")
+
+        service(api, ["127.0.0.1", "127.0.0.2"], port)
+        c.check(wait_until(lambda: "a" in traffic.since(time.monotonic() - 0.3), 5), "an added endpoint gets traffic")
+
+        # Watches dropped mid-stream, twice, and a compacted history.
+        for _ in range(2):
+            api.drop_watches()
+            time.sleep(0.3)
+        mark = api.request_log()["next"]
+        api.compact()
+        api.drop_watches()
+        service(api, ["127.0.0.2"], port)
+        c.check(wait_until(lambda: traffic.since(time.monotonic() - 0.2)[-5:] == ["b"] * 5, 5),
+                "after dropped watches and a compaction (410) the change still arrives")
+        reqs = api.request_log(mark)["requests"]
+        c.check(any(not r.get("watch") and "/endpoints" in r.get("path", "") for r in reqs),
+                "the router listed again after the 410: %s" % [r.get("path") for r in reqs][:6])
+        t0 = time.monotonic()
+        api.set_down(seconds=30)
+        time.sleep(30)
+        during = traffic.since(t0)
+        c.check(len(during) > 100 and set(during) == {"b"},
+                "API down for 30 s: the last good set keeps serving (%d requests, %s)" % (len(during), sorted(set(during))))
+        service(api, ["127.0.0.1", "127.0.0.2"], port)
+        c.check(wait_until(lambda: "a" in traffic.since(time.monotonic() - 0.3), 10), "and changes arrive once it is back")
+        traffic.finish()
+        failures = [g for g in traffic.since(0) if g not in ("a", "b")]
+        c.eq(failures, [], "no request failed in the whole run (%d requests)" % len(traffic.since(0)))
+    finally:
+        if traffic:
+            traffic.finish()
+        r.stop()
+        api.stop()
+        for x in (a, b, fallback):
+            x.stop()
+
+
+def test_missing_port_and_deleted_service(c):
+    port = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=port)
+    fallback = Backend("fallback")
+    api = K8sApiServer()
+    api.start()
+    service(api, ["127.0.0.1"], port, port_name="grpc")
+    r = Router(BINARY, config(api, fallback.port))
+    try:
+        s, _, body = http("GET", "http://web/", proxy=("127.0.0.1", r.port("out")))
+        c.eq(json.loads(body)["backend"], "fallback", "a port name the service lacks is negative")
+        service(api, ["127.0.0.1"], port)
+        c.check(wait_until(lambda: json.loads(http("GET", "http://web/", proxy=("127.0.0.1", r.port("out")))[2])["backend"] == "a", 5),
+                "once the port exists, the service serves")
+        api.delete_service("default", "web")
+        c.check(wait_until(lambda: json.loads(http("GET", "http://web/", proxy=("127.0.0.1", r.port("out")))[2])["backend"] == "fallback", 5),
+                "a deleted service is negative again")
+    finally:
+        r.stop()
+        api.stop()
+        a.stop()
+        fallback.stop()
+
+
+def test_api_unreachable_from_the_start(c):
+    dead = free_port(harness.socket.SOCK_STREAM)
+    r = Router(BINARY, """admin: {port: 0}
+namers:
+- {kind: io.l5d.k8s, host: 127.0.0.1, port: %d}
+routers:
+- protocol: http
+  label: out
+  dtab: /svc => /#/io.l5d.k8s/default/http;
+  servers: [{port: 0}]
+""" % dead)
+    try:
+        s, h, body = http("GET", "http://web/", proxy=("127.0.0.1", r.port("out")))
+        c.eq(s, 502, "with the API unreachable and nothing known, the request fails at once")
+        c.check(b"Kubernetes API" in body, "saying the API cannot be reached: %r" % body)
+    finally:
+        r.stop()
+
+
+TESTS = [
+    test_endpoints_follow_changes_under_traffic,
+    test_missing_port_and_deleted_service,
+    test_api_unreachable_from_the_start,
+]
+
+if __name__ == "__main__":
+    BINARY = os.path.abspath(sys.argv[1])
+    only = sys.argv[2:]
+    sys.exit(harness.Checks().run([t for t in TESTS if not only or t.__name__ in only]))
