@@ -1,6 +1,7 @@
 #include "router/builtin_plugins.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "dtab/dtab.h"
 #include "namer/local_stores.h"
@@ -58,7 +59,7 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                 },
                 nullptr, nullptr, nullptr});
   registry.add({PluginCategory::Interpreter, "io.l5d.namerd.http",
-                [](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
+                [reg](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
                   auto s = std::make_shared<NamerdInterpreterSettings>();
                   std::string dst = r.requiredString("dst");
                   auto path = dtab::Path::parse(dst);
@@ -117,8 +118,8 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                   r.ignore("periodSecs", "bindings arrive on watch streams, not by polling");
                   r.ignore("experimental", "every interpreter here is supported as is");
                   if (r.has("tls")) r.problems().error(r.childPath("tls"), "TLS to the namer service is not supported by Switchyard yet");
-                  if (r.has("transformers")) {
-                    r.problems().error(r.childPath("transformers"), "interpreter transformers are not supported by Switchyard yet");
+                  for (auto& t : r.list("transformers")) {
+                    if (auto k = reg->read(PluginCategory::Transformer, t)) s->transformers.push_back(*k);
                   }
                   return s;
                 },
@@ -192,6 +193,30 @@ void addBuiltinPlugins(PluginRegistry& registry) {
                   return s;
                 },
                 nullptr, nullptr, nullptr});
+  auto transformer = [](std::string kind, auto read) {
+    return Plugin{PluginCategory::Transformer, std::move(kind),
+                  [read](runtime::ConfigReader& r) -> std::shared_ptr<const void> {
+                    auto make = read(r);
+                    return std::make_shared<TransformerFactory>(TransformerFactory{std::move(make)});
+                  },
+                  nullptr, nullptr, nullptr};
+  };
+  registry.add(transformer("io.l5d.port", [](runtime::ConfigReader& r) {
+    if (!r.has("port")) r.problems().error(r.childPath("port"), "required: the port every endpoint is sent to");
+    auto port = static_cast<std::uint16_t>(r.integer("port", 1, 1, 65535));
+    return std::function<std::shared_ptr<const Transformer>()>([port] { return portTransformer(port); });
+  }));
+  registry.add(transformer("io.l5d.k8s.localnode", [](runtime::ConfigReader& r) {
+    // Endpoints are matched by node name either way; hostNetwork changes nothing.
+    r.boolean("hostNetwork", false);
+    return std::function<std::shared_ptr<const Transformer>()>([] {
+      const char* node = std::getenv("NODE_NAME");
+      return localNodeTransformer(node ? node : "");
+    });
+  }));
+  registry.add(transformer("io.l5d.localhost", [](runtime::ConfigReader&) {
+    return std::function<std::shared_ptr<const Transformer>()>([] { return localhostTransformer(); });
+  }));
   registry.add(balancer("p2c", false));
   registry.add(balancer("ewma", true));
   registry.add(balancer("roundRobin", false));

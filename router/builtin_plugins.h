@@ -3,6 +3,7 @@
 #include "namer/namerd_client.h"
 #include "router/plugin_registry.h"
 #include "router/recent_requests.h"
+#include "router/transformer.h"
 #include "router/tracer.h"
 
 namespace switchyard::router {
@@ -18,6 +19,11 @@ void addBuiltinPlugins(PluginRegistry& registry);
 // Settings of the built-in kinds, read by the router when it builds them.
 struct DefaultInterpreterSettings {
   std::vector<KindedConfig> transformers;
+};
+// A transformer kind's settings: how to build it when the router starts
+// (io.l5d.k8s.localnode reads NODE_NAME then, not when the config is checked).
+struct TransformerFactory {
+  std::function<std::shared_ptr<const Transformer>()> make;
 };
 // io.l5d.prometheus: the exposition is served at `path` (always also at
 // /admin/metrics/prometheus), every name prefixed with `prefix`.
@@ -36,6 +42,7 @@ struct HttpControllerSettings {
 // server (servers[].namespace) for a tenant per port.
 struct NamerdInterpreterSettings {
   namer::NamerdSettings client;
+  std::vector<KindedConfig> transformers;
   std::string ns = "default";
   std::string header;                // empty: the fixed namespace
   std::vector<std::string> allowed;  // with header: the names a request may pick (empty: any)

@@ -25,6 +25,8 @@ struct RouterPlan {
   BalancerSettings balancer;
   // Set when the router binds through the namer service (io.l5d.namerd.http).
   const NamerdInterpreterSettings* remote = nullptr;
+  // interpreter.transformers, built at start, applied to every bound tree.
+  std::vector<std::shared_ptr<const Transformer>> transformers;
 };
 
 struct NamingState {

@@ -77,6 +77,17 @@ RouterProcess::RouterProcess(Config config, runtime::ConfigNode source, const Pl
     } else {
       plan->balancer.kind = "p2c";
     }
+    const std::vector<KindedConfig>* transformers = nullptr;
+    if (rc.interpreter.kind == "default" && rc.interpreter.settings) {
+      transformers = &static_cast<const DefaultInterpreterSettings*>(rc.interpreter.settings.get())->transformers;
+    } else if (rc.interpreter.kind == "io.l5d.namerd.http") {
+      transformers = &static_cast<const NamerdInterpreterSettings*>(rc.interpreter.settings.get())->transformers;
+    }
+    if (transformers) {
+      for (const auto& t : *transformers) {
+        plan->transformers.push_back(static_cast<const TransformerFactory*>(t.settings.get())->make());
+      }
+    }
     std::unique_ptr<namer::NamerdClient> remote;
     if (rc.interpreter.kind == "io.l5d.namerd.http") {
       plan->remote = static_cast<const NamerdInterpreterSettings*>(rc.interpreter.settings.get());

@@ -168,7 +168,9 @@ const Worker::Binding& Worker::bind(const RouterPlan& plan, const std::string& n
       (*naming_->wantRemote[plan.index])(remoteKey);
       b.tree = std::make_shared<const BoundTree>(BoundTree::leaf(dtab::BoundName{name, {}, dtab::Addr::pending()}));
     } else if (r->second.tree) {
-      b.tree = r->second.tree;
+      b.tree = plan.transformers.empty()
+                   ? r->second.tree
+                   : std::make_shared<const BoundTree>(transform(*r->second.tree, plan.transformers));
     } else {
       b.error = dtab::DelegateError{dtab::DelegateError::Kind::NamerError, r->second.error};
     }
@@ -177,7 +179,7 @@ const Worker::Binding& Worker::bind(const RouterPlan& plan, const std::string& n
   dtab::Delegator delegator(naming_->dtabs[plan.index] + local, naming_->namers);
   auto bound = delegator.bind(name);
   if (bound) {
-    b.tree = std::make_shared<const BoundTree>(std::move(*bound));
+    b.tree = std::make_shared<const BoundTree>(transform(*bound, plan.transformers));
   } else {
     b.error = std::move(bound.error());
   }

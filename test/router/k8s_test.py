@@ -178,6 +178,54 @@ def test_missing_port_and_deleted_service(c):
         fallback.stop()
 
 
+def test_localnode_and_port_transformers(c):
+    port = free_port(harness.socket.SOCK_STREAM)
+    other = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=port)       # on node-0
+    b = Backend("b", host="127.0.0.2", port=port)       # on node-1
+    b2 = Backend("b-other-port", host="127.0.0.2", port=other)
+    api = K8sApiServer()
+    api.start()
+    service(api, ["127.0.0.1", "127.0.0.2"], port)
+
+    def router(transformers):
+        return Router(BINARY, """admin: {port: 0}
+namers:
+- {kind: io.l5d.k8s, port: %d}
+routers:
+- protocol: http
+  label: in
+  interpreter:
+    kind: default
+    transformers:
+%s
+  dtab: /svc => /#/io.l5d.k8s/default/http;
+  servers: [{port: 0}]
+""" % (api.port, transformers), env={"NODE_NAME": "node-1"})
+    r1 = router("    - kind: io.l5d.k8s.localnode")
+    r2 = router("    - kind: io.l5d.k8s.localnode\n    - {kind: io.l5d.port, port: %d}" % other)
+    try:
+        got = set()
+        for _ in range(20):
+            s, _, body = http("GET", "http://web/", proxy=("127.0.0.1", r1.port("in")))
+            got.add(json.loads(body)["backend"] if s == 200 else s)
+        c.eq(got, {"b"}, "io.l5d.k8s.localnode keeps only the endpoints on NODE_NAME's node")
+        s, _, body = http("GET", r1.admin_url("/admin/metrics.json"))
+        c.check("rt/in/client/%/io.l5d.k8s.localnode/#/io.l5d.k8s/default/http/web/requests" in json.loads(body),
+                "the transformed name has its own client metrics: %s" % [k for k in json.loads(body) if "client" in k][:3])
+        s, _, body = http("GET", "http://web/", proxy=("127.0.0.1", r2.port("in")))
+        c.eq(json.loads(body)["backend"] if s == 200 else s, "b-other-port", "io.l5d.port then sends it to another port")
+        service(api, ["127.0.0.1"], port)
+        c.check(wait_until(lambda: http("GET", "http://web/", proxy=("127.0.0.1", r1.port("in")))[0] == 502, 5),
+                "with no endpoint left on this node, no request goes elsewhere")
+    finally:
+        r1.stop()
+        r2.stop()
+        api.stop()
+        for x in (a, b, b2):
+            x.stop()
+
+
 def test_api_unreachable_from_the_start(c):
     dead = free_port(harness.socket.SOCK_STREAM)
     r = Router(BINARY, """admin: {port: 0}
@@ -200,6 +248,7 @@ routers:
 TESTS = [
     test_endpoints_follow_changes_under_traffic,
     test_missing_port_and_deleted_service,
+    test_localnode_and_port_transformers,
     test_api_unreachable_from_the_start,
 ]
 
