@@ -214,6 +214,18 @@ void addBuiltinPlugins(PluginRegistry& registry) {
       return localNodeTransformer(node ? node : "");
     });
   }));
+  registry.add(transformer("io.l5d.k8s.daemonset", [](runtime::ConfigReader& r) {
+    std::string ns = r.requiredString("namespace");
+    std::string service = r.requiredString("service");
+    std::string port = r.requiredString("port");
+    // Router pods are matched by node name either way; hostNetwork changes nothing.
+    r.boolean("hostNetwork", false);
+    r.ignore("k8sHost", "router pods are looked up through the io.l5d.k8s namer's API server");
+    r.ignore("k8sPort", "router pods are looked up through the io.l5d.k8s namer's API server");
+    return std::function<std::shared_ptr<const Transformer>()>([ns, service, port] {
+      return daemonSetTransformer(dtab::Path{"#", "io.l5d.k8s"}, ns, port, service);
+    });
+  }));
   registry.add(transformer("io.l5d.localhost", [](runtime::ConfigReader&) {
     return std::function<std::shared_ptr<const Transformer>()>([] { return localhostTransformer(); });
   }));

@@ -5,19 +5,21 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <map>
 #include <cstdio>
 #include <set>
 
 namespace switchyard::router {
 
 dtab::NameTree<dtab::BoundName> transform(const dtab::NameTree<dtab::BoundName>& tree,
-                                          const std::vector<std::shared_ptr<const Transformer>>& transformers) {
+                                          const std::vector<std::shared_ptr<const Transformer>>& transformers,
+                                          const TransformContext& ctx) {
   if (transformers.empty()) return tree;
   return tree.map([&](const dtab::BoundName& leaf) {
     dtab::BoundName out = leaf;
     for (const auto& t : transformers) {
       out.id = t->prefix() + out.id;
-      if (out.addr.kind == dtab::Addr::Kind::Bound) out.addr.endpoints = t->apply(out.addr.endpoints);
+      if (out.addr.kind == dtab::Addr::Kind::Bound) out.addr = t->apply(out.addr.endpoints, ctx);
     }
     return out;
   });
@@ -29,13 +31,13 @@ class PortTransformer final : public Transformer {
  public:
   explicit PortTransformer(std::uint16_t port) : port_(port), prefix_{"%", "io.l5d.port", std::to_string(port)} {}
   const dtab::Path& prefix() const override { return prefix_; }
-  std::vector<dtab::Endpoint> apply(const std::vector<dtab::Endpoint>& endpoints) const override {
+  dtab::Addr apply(const std::vector<dtab::Endpoint>& endpoints, const TransformContext&) const override {
     std::vector<dtab::Endpoint> out;
     for (auto e : endpoints) {
       e.port = port_;
       if (std::find(out.begin(), out.end(), e) == out.end()) out.push_back(std::move(e));
     }
-    return out;
+    return dtab::Addr::bound(std::move(out));
   }
 
  private:
@@ -47,14 +49,14 @@ class LocalNodeTransformer final : public Transformer {
  public:
   explicit LocalNodeTransformer(std::string node) : node_(std::move(node)), prefix_{"%", "io.l5d.k8s.localnode"} {}
   const dtab::Path& prefix() const override { return prefix_; }
-  std::vector<dtab::Endpoint> apply(const std::vector<dtab::Endpoint>& endpoints) const override {
-    if (node_.empty()) return endpoints;
+  dtab::Addr apply(const std::vector<dtab::Endpoint>& endpoints, const TransformContext&) const override {
+    if (node_.empty()) return dtab::Addr::bound(endpoints);
     std::vector<dtab::Endpoint> out;
     for (const auto& e : endpoints) {
       auto it = e.meta.find("nodeName");
       if (it != e.meta.end() && it->second == node_) out.push_back(e);
     }
-    return out;
+    return dtab::Addr::bound(std::move(out));
   }
 
  private:
@@ -82,13 +84,13 @@ class LocalhostTransformer final : public Transformer {
     freeifaddrs(list);
   }
   const dtab::Path& prefix() const override { return prefix_; }
-  std::vector<dtab::Endpoint> apply(const std::vector<dtab::Endpoint>& endpoints) const override {
+  dtab::Addr apply(const std::vector<dtab::Endpoint>& endpoints, const TransformContext&) const override {
     std::vector<dtab::Endpoint> out;
     for (const auto& e : endpoints) {
       // 127.0.0.0/8 is all this host's, whichever address the interface lists.
       if (local_.count(e.ip) || e.ip.rfind("127.", 0) == 0) out.push_back(e);
     }
-    return out;
+    return dtab::Addr::bound(std::move(out));
   }
 
  private:
@@ -96,7 +98,51 @@ class LocalhostTransformer final : public Transformer {
   std::set<std::string> local_;
 };
 
+class DaemonSetTransformer final : public Transformer {
+ public:
+  DaemonSetTransformer(dtab::Path k8sPrefix, std::string ns, std::string port, std::string service)
+      : routers_(k8sPrefix + dtab::Path{ns, port, service}),
+        prefix_{"%", "io.l5d.k8s.daemonset", ns, port, service},
+        where_(ns + "/" + service + ":" + port) {}
+  const dtab::Path& prefix() const override { return prefix_; }
+  dtab::Addr apply(const std::vector<dtab::Endpoint>& endpoints, const TransformContext& ctx) const override {
+    dtab::Addr routers = ctx.lookup ? ctx.lookup(routers_) : dtab::Addr::failed("no namers to look routers up");
+    if (routers.kind == dtab::Addr::Kind::Pending) return routers;
+    if (routers.kind != dtab::Addr::Kind::Bound) {
+      return dtab::Addr::failed("io.l5d.k8s.daemonset: the routers' service " + where_ + " has no endpoints" +
+                                (routers.error.empty() ? std::string() : ": " + routers.error));
+    }
+    std::map<std::string, dtab::Endpoint> byNode;
+    for (const auto& r : routers.endpoints) {
+      auto it = r.meta.find("nodeName");
+      if (it != r.meta.end()) byNode.emplace(it->second, r);
+    }
+    // Each endpoint goes to the router on its node; endpoints on a node
+    // without a router (or without a node) are left out.
+    std::vector<dtab::Endpoint> out;
+    for (const auto& e : endpoints) {
+      auto node = e.meta.find("nodeName");
+      if (node == e.meta.end()) continue;
+      auto r = byNode.find(node->second);
+      if (r == byNode.end()) continue;
+      if (std::find(out.begin(), out.end(), r->second) == out.end()) out.push_back(r->second);
+    }
+    return dtab::Addr::bound(std::move(out));
+  }
+
+ private:
+  dtab::Path routers_;
+  dtab::Path prefix_;
+  std::string where_;
+};
+
 }  // namespace
+
+std::shared_ptr<const Transformer> daemonSetTransformer(dtab::Path k8sPrefix, std::string ns, std::string port,
+                                                        std::string service) {
+  return std::make_shared<DaemonSetTransformer>(std::move(k8sPrefix), std::move(ns), std::move(port),
+                                                std::move(service));
+}
 
 std::shared_ptr<const Transformer> portTransformer(std::uint16_t port) {
   return std::make_shared<PortTransformer>(port);

@@ -170,7 +170,7 @@ const Worker::Binding& Worker::bind(const RouterPlan& plan, const std::string& n
     } else if (r->second.tree) {
       b.tree = plan.transformers.empty()
                    ? r->second.tree
-                   : std::make_shared<const BoundTree>(transform(*r->second.tree, plan.transformers));
+                   : std::make_shared<const BoundTree>(transform(*r->second.tree, plan.transformers, transformContext()));
     } else {
       b.error = dtab::DelegateError{dtab::DelegateError::Kind::NamerError, r->second.error};
     }
@@ -179,11 +179,22 @@ const Worker::Binding& Worker::bind(const RouterPlan& plan, const std::string& n
   dtab::Delegator delegator(naming_->dtabs[plan.index] + local, naming_->namers);
   auto bound = delegator.bind(name);
   if (bound) {
-    b.tree = std::make_shared<const BoundTree>(transform(*bound, plan.transformers));
+    b.tree = std::make_shared<const BoundTree>(transform(*bound, plan.transformers, transformContext()));
   } else {
     b.error = std::move(bound.error());
   }
   return bindings_.insert_or_assign(std::move(key), std::move(b)).first->second;
+}
+
+TransformContext Worker::transformContext() const {
+  // A name's Addr through the namers alone (no dtab), as of this naming.
+  return TransformContext{[naming = naming_](const dtab::Path& path) {
+    dtab::Delegator namers(dtab::Dtab{}, naming->namers);
+    auto bound = namers.bind(path);
+    if (!bound) return dtab::Addr::failed(bound.error().message);
+    if (bound->isLeaf()) return bound->value().addr;
+    return bound->isNeg() ? dtab::Addr::neg() : dtab::Addr::failed("not a single name");
+  }};
 }
 
 Expected<std::string, Failure> Worker::namespaceOf(const RouterPlan& plan, const ServerConfig& server,

@@ -118,6 +118,8 @@ class Worker {
   // Delegation (cached), then pick().
   Expected<Route, Failure> bindAndPick(const RouterPlan& plan, const std::string& ns, const dtab::Path& name,
                                        const dtab::Dtab& local);
+  // What transformers may look up while this worker binds.
+  TransformContext transformContext() const;
   // With io.l5d.namerd.http: the request's namespace, or why it has none.
   Expected<std::string, Failure> namespaceOf(const RouterPlan& plan, const ServerConfig& server,
                                              const runtime::RequestHead& head) const;

@@ -226,6 +226,61 @@ routers:
             x.stop()
 
 
+def test_two_node_daemonset_on_loopback(c):
+    """Router A (node-0, 127.0.0.1) sends to router B (node-1, 127.0.0.2),
+    which delivers to the backend on its own node."""
+    port = free_port(harness.socket.SOCK_STREAM)
+    incoming = free_port(harness.socket.SOCK_STREAM)
+    b = Backend("b", host="127.0.0.2", port=port)
+    api = K8sApiServer()
+    api.start()
+    api.put_service({"namespace": "default", "name": "web", "ports": [{"name": "http", "port": 80, "targetPort": port}],
+                     "endpoints": [{"ip": "127.0.0.2", "nodeName": "node-1"}]})
+    api.put_service({"namespace": "linkerd", "name": "l5d",
+                     "ports": [{"name": "incoming", "port": 4141, "targetPort": incoming}],
+                     "endpoints": [{"ip": "127.0.0.1", "nodeName": "node-0"}, {"ip": "127.0.0.2", "nodeName": "node-1"}]})
+
+    def node_router(ip, node):
+        return Router(BINARY, """admin: {port: 0}
+namers:
+- {kind: io.l5d.k8s, port: %d}
+routers:
+- protocol: http
+  label: out
+  interpreter:
+    kind: default
+    transformers:
+    - {kind: io.l5d.k8s.daemonset, namespace: linkerd, port: incoming, service: l5d}
+  dtab: /svc => /#/io.l5d.k8s/default/http;
+  servers: [{ip: %s, port: 0}]
+- protocol: http
+  label: in
+  interpreter:
+    kind: default
+    transformers:
+    - kind: io.l5d.k8s.localnode
+  dtab: /svc => /#/io.l5d.k8s/default/http;
+  servers: [{ip: %s, port: %d}]
+""" % (api.port, ip, ip, incoming), env={"NODE_NAME": node})
+    ra = node_router("127.0.0.1", "node-0")
+    rb = node_router("127.0.0.2", "node-1")
+    try:
+        s, h, body = http("GET", "http://web/", proxy=("127.0.0.1", ra.port("out")))
+        c.eq((s, json.loads(body).get("backend") if s == 200 else body), (200, "b"),
+             "a request entering router A on node-0 reaches the backend on node-1")
+
+        def requests(router, label):
+            m = json.loads(http("GET", router.admin_url("/admin/metrics.json"))[2])
+            return sum(v for k, v in m.items() if k.startswith("rt/%s/server/" % label) and k.endswith("/requests"))
+        c.eq((requests(ra, "out"), requests(rb, "in"), requests(ra, "in")), (1, 1, 0),
+             "through A's outgoing router and B's incoming router, not A's incoming")
+    finally:
+        ra.stop()
+        rb.stop()
+        api.stop()
+        b.stop()
+
+
 def test_api_unreachable_from_the_start(c):
     dead = free_port(harness.socket.SOCK_STREAM)
     r = Router(BINARY, """admin: {port: 0}
@@ -249,6 +304,7 @@ TESTS = [
     test_endpoints_follow_changes_under_traffic,
     test_missing_port_and_deleted_service,
     test_localnode_and_port_transformers,
+    test_two_node_daemonset_on_loopback,
     test_api_unreachable_from_the_start,
 ]
 
