@@ -152,11 +152,17 @@ class K8sHost final : public namer::NamerHost {
     std::string buffer;
     int failures = 0;
     bool relist = false;  // the watch said 410: list again
+    std::uint64_t watchStartMs = 0;
     std::uint64_t gen = 0;  // bumped when a call is dropped: its late callbacks are ignored
     runtime::Timer retry;
   };
 
   std::string key(const Watch& w) const { return w.ns + "/" + w.name; }
+
+  std::string authority() const {
+    bool v6 = settings_.host.find(':') != std::string::npos;
+    return (v6 ? "[" + settings_.host + "]" : settings_.host) + ":" + std::to_string(settings_.port);
+  }
 
   // The watch a callback belongs to, unless it was dropped since.
   Watch* find(const std::string& k, std::uint64_t gen) {
@@ -182,7 +188,7 @@ class K8sHost final : public namer::NamerHost {
     drop(w);
     runtime::HttpCall::Request req;
     req.target = "/api/v1/namespaces/" + runtime::percentEncode(w.ns) + "/endpoints?" + query(w);
-    req.host = settings_.host + ":" + std::to_string(settings_.port);
+    req.host = authority();
     req.headers.add("Accept", "application/json");
     req.timeoutMs = 10'000;
     w.call = runtime::fetch(*loop_, *addr_, std::move(req),
@@ -210,7 +216,6 @@ class K8sHost final : public namer::NamerHost {
                               s.notFound = true;
                               if (j["items"].is_array() && !j["items"].empty()) s = parseEndpoints(j["items"][0]);
                               update(cur, std::move(s));
-                              cur.failures = 0;
                               cur.relist = false;
                               watch(cur);
                             });
@@ -220,17 +225,32 @@ class K8sHost final : public namer::NamerHost {
   void watch(Watch& w) {
     drop(w);
     runtime::HttpCall::Request req;
+    // The server ends the watch after timeoutSeconds and it is reopened; a
+    // connection that went silent (half-open) is given up a little later.
     req.target = "/api/v1/namespaces/" + runtime::percentEncode(w.ns) + "/endpoints?" + query(w) +
-                 "&watch=true&allowWatchBookmarks=true&resourceVersion=" + runtime::percentEncode(w.resourceVersion);
-    req.host = settings_.host + ":" + std::to_string(settings_.port);
+                 "&watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=" +
+                 runtime::percentEncode(w.resourceVersion);
+    req.host = authority();
     req.headers.add("Accept", "application/json");
+    req.timeoutMs = 330'000;
+    w.watchStartMs = loop_->nowMs();
     runtime::HttpCall::Handler h;
     std::string k = key(w);
     std::uint64_t gen = w.gen;
     w.status = 0;
     w.buffer.clear();
-    h.onHead = [this, k, gen](const runtime::ResponseHead& head) {
-      if (Watch* wp = find(k, gen)) wp->status = head.status;
+    h.onHead = [this, alive = alive_, k, gen](const runtime::ResponseHead& head) {
+      if (!*alive) return;
+      Watch* wp = find(k, gen);
+      if (!wp) return;
+      wp->status = head.status;
+      if (head.status == 200) {
+        if (wp->failures > 0) {
+          std::fprintf(stderr, "switchyard: %s: %s/%s: watching again\n", ctx_.prefix.show().c_str(), wp->ns.c_str(),
+                       wp->name.c_str());
+        }
+        wp->failures = 0;
+      }
     };
     h.onBody = [this, alive = alive_, k, gen](std::string_view data) {
       if (!*alive) return;
@@ -254,10 +274,12 @@ class K8sHost final : public namer::NamerHost {
       Watch& cur = *wp;
       drop(cur);
       if (cur.status == 410) cur.relist = true;
-      if (cur.relist) return list(cur);
+      if (cur.relist) return failed(cur, "the watch's resourceVersion is too old (410): listing again");
       if (error) return failed(cur, *error);
       if (cur.status != 200) return failed(cur, "watching endpoints answered " + std::to_string(cur.status));
-      // The server ends watches now and then: carry on from where it was.
+      // The server ends watches now and then: carry on from where it was,
+      // at once unless it ended at once (then as after a failure).
+      if (loop_->nowMs() - cur.watchStartMs < 1'000) return failed(cur, "the watch ended as soon as it began");
       watch(cur);
     };
     w.call = runtime::HttpCall::start(*loop_, *addr_, std::move(req), std::move(h), 2'000);
@@ -269,12 +291,15 @@ class K8sHost final : public namer::NamerHost {
     std::string type = j["type"].get<std::string>();
     const json& obj = j.contains("object") ? j["object"] : json::object();
     if (type == "ERROR") {
-      // 410: the resourceVersion is too old; anything else: start over too.
+      // 410: the resourceVersion is too old; anything else: start over too,
+      // after the usual backoff (an API that keeps saying so is not hammered).
       w.relist = true;
       drop(w);
-      loop_->defer([this, alive = alive_, k = key(w)] {
+      std::string why = obj.contains("message") && obj["message"].is_string() ? obj["message"].get<std::string>()
+                                                                               : std::string("an ERROR event");
+      loop_->defer([this, alive = alive_, k = key(w), why] {
         auto it = watches_.find(k);
-        if (*alive && it != watches_.end()) list(*it->second);
+        if (*alive && it != watches_.end()) failed(*it->second, "the watch said: " + why + "; listing again");
       });
       return;
     }
@@ -358,7 +383,6 @@ router::Plugin k8sNamer() {
         }
         s.port = static_cast<std::uint16_t>(r.integer("port", s.port, 1, 65535));
         s.labelSelector = r.string("labelSelector", "");
-        r.ignore("experimental", "every namer here is supported as is");
         return s;
       },
       [](const Settings& s, const namer::NamerContext& ctx) -> std::unique_ptr<namer::NamerHost> {
