@@ -4,9 +4,6 @@
 // `dtab test` checks a file of `path -> expected` cases against a namespace,
 // or against a local dtab file, and exits 1 on any mismatch.
 
-#include <arpa/inet.h>
-#include <netdb.h>
-
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
@@ -42,7 +39,7 @@ struct RemoteOptions {
 struct Endpoint {
   std::string host;
   std::uint16_t port = 4180;
-  std::string ip;
+  std::optional<runtime::SocketAddress> addr;
 };
 
 // http://host[:port][/] -> where to connect.
@@ -80,20 +77,9 @@ Expected<Endpoint, std::string> parseNamerUrl(const std::string& url) {
   if (host.empty()) return Unexpected("--namer: no host in " + url);
   e.host = host;
   // A command-line tool may block on the system's resolver.
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res); rc != 0) {
-    return Unexpected("--namer: cannot resolve " + host + ": " + gai_strerror(rc));
-  }
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (res->ai_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf, sizeof buf);
-  } else {
-    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, buf, sizeof buf);
-  }
-  ::freeaddrinfo(res);
-  e.ip = buf;
+  auto addr = runtime::SocketAddress::resolveBlocking(host, e.port);
+  if (!addr) return Unexpected("--namer: " + addr.error());
+  e.addr = *addr;
   return e;
 }
 
@@ -103,8 +89,7 @@ Expected<runtime::HttpResult, std::string> call(const RemoteOptions& o, const st
                                                 runtime::HttpHeaders headers = {}) {
   auto ep = parseNamerUrl(o.namer);
   if (!ep) return Unexpected(ep.error());
-  auto addr = runtime::SocketAddress::parse(ep->ip, ep->port);
-  if (!addr) return Unexpected(addr.error());
+  const runtime::SocketAddress* addr = &*ep->addr;
   runtime::Loop loop;
   runtime::HttpCall::Request req;
   req.method = method;

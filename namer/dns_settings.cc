@@ -34,4 +34,12 @@ bool isDnsServerAddress(const std::string& text) {
   return canonical && *canonical == ip;
 }
 
+Expected<std::unique_ptr<runtime::DnsResolver>, std::string> makeDnsResolver(runtime::Loop& loop,
+                                                                            const DnsSettings& settings) {
+  runtime::DnsResolver::Options options;
+  options.servers = settings.servers;
+  options.timeoutMs = static_cast<std::uint64_t>(settings.timeoutMs);
+  return runtime::DnsResolver::create(loop, options);
+}
+
 }  // namespace switchyard::namer

@@ -5,7 +5,12 @@
 
 #include <cstdint>
 #include <string>
+#include <memory>
 #include <vector>
+
+#include "dtab/expected.h"
+#include "runtime/dns_resolver.h"
+#include "runtime/loop.h"
 
 namespace switchyard::namer {
 
@@ -19,5 +24,9 @@ struct DnsSettings {
 // Whether `text` names a DNS server as the resolver takes it: a numeric
 // "ip", "ip:port", or "[ipv6]:port" (servers are not looked up by name).
 bool isDnsServerAddress(const std::string& text);
+
+// A resolver on `loop` that asks the `dns` block's servers (or resolv.conf's).
+Expected<std::unique_ptr<runtime::DnsResolver>, std::string> makeDnsResolver(runtime::Loop& loop,
+                                                                            const DnsSettings& settings);
 
 }  // namespace switchyard::namer

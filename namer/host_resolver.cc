@@ -28,10 +28,7 @@ HostResolver::HostResolver(runtime::Loop& loop, const DnsSettings& settings)
 
 Expected<std::unique_ptr<HostResolver>, std::string> HostResolver::create(runtime::Loop& loop,
                                                                          const DnsSettings& settings) {
-  runtime::DnsResolver::Options options;
-  options.servers = settings.servers;
-  options.timeoutMs = static_cast<std::uint64_t>(settings.timeoutMs);
-  auto dns = runtime::DnsResolver::create(loop, options);
+  auto dns = makeDnsResolver(loop, settings);
   if (!dns) return Unexpected(dns.error());
   std::unique_ptr<HostResolver> r(new HostResolver(loop, settings));
   r->dns_ = std::move(*dns);

@@ -65,32 +65,26 @@ void MemoryStore::create(const std::string& ns, StoredNamespace value, Done done
   write(ns, std::move(value), std::move(done));
 }
 
+// Why a write to an existing namespace may not happen, if it may not.
+std::optional<StoreError> MemoryStore::precondition(const std::string& ns,
+                                                    const std::optional<std::string>& ifVersion) const {
+  auto it = map_.find(ns);
+  if (it == map_.end()) return StoreError{StoreError::Kind::NotFound, "no namespace " + ns};
+  if (ifVersion && *ifVersion != it->second.version) {
+    return StoreError{StoreError::Kind::VersionMismatch,
+                      "namespace " + ns + " is at version " + it->second.version + ", not " + *ifVersion};
+  }
+  return std::nullopt;
+}
+
 void MemoryStore::update(const std::string& ns, StoredNamespace value, std::optional<std::string> ifVersion,
                          Done done) {
-  auto it = map_.find(ns);
-  if (it == map_.end()) {
-    done(Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
-    return;
-  }
-  if (ifVersion && *ifVersion != it->second.version) {
-    done(Unexpected(StoreError{StoreError::Kind::VersionMismatch,
-                               "namespace " + ns + " is at version " + it->second.version + ", not " + *ifVersion}));
-    return;
-  }
+  if (auto refused = precondition(ns, ifVersion)) return done(Unexpected(std::move(*refused)));
   write(ns, std::move(value), std::move(done));
 }
 
 void MemoryStore::remove(const std::string& ns, std::optional<std::string> ifVersion, Done done) {
-  auto it = map_.find(ns);
-  if (it == map_.end()) {
-    done(Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
-    return;
-  }
-  if (ifVersion && *ifVersion != it->second.version) {
-    done(Unexpected(StoreError{StoreError::Kind::VersionMismatch,
-                               "namespace " + ns + " is at version " + it->second.version + ", not " + *ifVersion}));
-    return;
-  }
+  if (auto refused = precondition(ns, ifVersion)) return done(Unexpected(std::move(*refused)));
   write(ns, std::nullopt, std::move(done));
 }
 

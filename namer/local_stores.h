@@ -34,6 +34,7 @@ class MemoryStore : public DtabStore {
   // nothing to do. An error (non-empty: why) fails the write and changes nothing.
   virtual std::string persist(const std::string& ns, const StoredNamespace* value);
   std::string nextVersion();
+  std::optional<StoreError> precondition(const std::string& ns, const std::optional<std::string>& ifVersion) const;
 
   NamespaceMap map_;
   std::function<void(const NamespaceMap&)> onChange_;

@@ -94,10 +94,7 @@ void NamerdClient::withAddress(std::function<void(Expected<runtime::SocketAddres
     return;
   }
   if (!dns_) {
-    runtime::DnsResolver::Options options;
-    options.servers = dnsSettings_.servers;
-    options.timeoutMs = static_cast<std::uint64_t>(dnsSettings_.timeoutMs);
-    auto dns = runtime::DnsResolver::create(loop_, options);
+    auto dns = makeDnsResolver(loop_, dnsSettings_);
     if (!dns) {
       then(Unexpected("no DNS resolver for " + settings_.host + ": " + dns.error()));
       return;

@@ -278,10 +278,7 @@ void ZipkinExporter::sendNext() {
   }
   // A host name: looked up for each new connection.
   if (!dns_) {
-    runtime::DnsResolver::Options options;
-    options.servers = dnsSettings_.servers;
-    options.timeoutMs = static_cast<std::uint64_t>(dnsSettings_.timeoutMs);
-    auto dns = runtime::DnsResolver::create(loop_, options);
+    auto dns = namer::makeDnsResolver(loop_, dnsSettings_);
     if (!dns) {
       done(false, "no DNS resolver for " + settings_.host + ": " + dns.error());
       return;

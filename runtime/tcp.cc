@@ -1,6 +1,7 @@
 #include "runtime/tcp.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
 #include <uv.h>
@@ -21,6 +22,24 @@ Expected<SocketAddress, std::string> SocketAddress::parse(const std::string& ip,
   if (uv_ip4_addr(host.c_str(), port, v4) == 0) return a;
   if (uv_ip6_addr(host.c_str(), port, v6) == 0) return a;
   return Unexpected("'" + ip + "' is not a numeric IP address");
+}
+
+Expected<SocketAddress, std::string> SocketAddress::resolveBlocking(const std::string& host, std::uint16_t port) {
+  if (auto a = parse(host, port)) return a;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res); rc != 0) {
+    return Unexpected("cannot resolve " + host + ": " + gai_strerror(rc));
+  }
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (res->ai_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf, sizeof buf);
+  } else {
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, buf, sizeof buf);
+  }
+  ::freeaddrinfo(res);
+  return parse(buf, port);
 }
 
 std::uint16_t SocketAddress::port() const {

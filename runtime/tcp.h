@@ -30,6 +30,10 @@ namespace switchyard::runtime {
 class SocketAddress {
  public:
   static Expected<SocketAddress, std::string> parse(const std::string& ip, std::uint16_t port);
+  // A numeric address as parse(), or a host name through the system's
+  // resolver, which blocks: for start-up and command-line tools only,
+  // never on a loop that serves traffic.
+  static Expected<SocketAddress, std::string> resolveBlocking(const std::string& host, std::uint16_t port);
   const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage_); }
   std::uint16_t port() const;
   std::string show() const;  // 127.0.0.1:80, [::1]:80

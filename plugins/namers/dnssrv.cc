@@ -66,10 +66,9 @@ class DnsSrvHost final : public namer::NamerHost {
   void start(runtime::Loop& loop, std::function<void()> onChange) override {
     loop_ = &loop;
     onChange_ = std::move(onChange);
-    DnsResolver::Options options;
-    options.servers = settings_.dnsHosts.empty() ? ctx_.dns.servers : settings_.dnsHosts;
-    options.timeoutMs = static_cast<std::uint64_t>(ctx_.dns.timeoutMs);
-    auto dns = DnsResolver::create(loop, options);
+    namer::DnsSettings dnsSettings = ctx_.dns;
+    if (!settings_.dnsHosts.empty()) dnsSettings.servers = settings_.dnsHosts;
+    auto dns = namer::makeDnsResolver(loop, dnsSettings);
     if (!dns) {
       std::fprintf(stderr, "switchyard: %s: no DNS resolver: %s\n", ctx_.prefix.show().c_str(), dns.error().c_str());
       return;

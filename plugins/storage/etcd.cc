@@ -1,8 +1,5 @@
 #include "plugins/storage/etcd.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -183,23 +180,9 @@ class EtcdStore final : public namer::DtabStore {
   }
 
   Expected<runtime::SocketAddress, std::string> resolve() const {
+    // A name is looked up once, at start (the namer service starts here).
     std::string host = settings_.host == "localhost" ? "127.0.0.1" : settings_.host;
-    if (auto a = runtime::SocketAddress::parse(host, settings_.port)) return *a;
-    // A name: looked up once, at start (the namer service starts here).
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res); rc != 0) {
-      return Unexpected("cannot resolve etcd host " + host + ": " + gai_strerror(rc));
-    }
-    char buf[INET6_ADDRSTRLEN] = {};
-    if (res->ai_family == AF_INET) {
-      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr, buf, sizeof buf);
-    } else {
-      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr, buf, sizeof buf);
-    }
-    ::freeaddrinfo(res);
-    return runtime::SocketAddress::parse(buf, settings_.port);
+    return runtime::SocketAddress::resolveBlocking(host, settings_.port);
   }
 
   // One POST to the gateway; `done` gets the JSON answer or why not.
