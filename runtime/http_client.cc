@@ -32,6 +32,14 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
         return;
       }
       stream_ = std::move(*r);
+      if (request_.tls) {
+        auto session = TlsSession::client(*request_.tls, request_.tlsServerName);
+        if (!session) {
+          finish(session.error());
+          return;
+        }
+        tls_ = std::move(*session);
+      }
       stream_->setHandler(this);
       stream_->startReading();
       parser_ = std::make_unique<Http1Parser>(Http1Parser::Type::Response, *this, Http1Parser::Limits{8192, 65536});
@@ -47,12 +55,23 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
       std::string out = serializeRequestHead(h);
       out += request_.body;
       request_.body.clear();
-      stream_->write(std::move(out));
+      send(std::move(out));
     });
   }
 
-  void onData(std::string_view data) override {
+  void onData(std::string_view received) override {
     auto alive = alive_;
+    std::string plain;
+    std::string_view data = received;
+    if (tls_) {
+      auto err = tls_->receive(received, plain);
+      flushTls();
+      if (err) {
+        finish("https://" + request_.tlsServerName + ": " + *err);
+        return;
+      }
+      data = plain;
+    }
     while (!data.empty() && !done_) {
       auto r = parser_->feed(data);
       if (!*alive) return;
@@ -99,6 +118,23 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
   void onMessageEnd() override {}
 
  private:
+  void send(std::string bytes) {
+    if (!tls_) {
+      stream_->write(std::move(bytes));
+      return;
+    }
+    if (auto err = tls_->send(bytes)) {
+      finish("https://" + request_.tlsServerName + ": " + *err);
+      return;
+    }
+    flushTls();
+  }
+
+  void flushTls() {
+    std::string out = tls_->takeOutput();
+    if (!out.empty() && stream_) stream_->write(std::move(out));
+  }
+
   void finish(std::optional<std::string> error) {
     if (done_) return;
     done_ = true;
@@ -121,6 +157,7 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
   HttpCall::Handler handler_;
   std::unique_ptr<TcpConnect> connect_;
   TcpStreamPtr stream_;
+  std::unique_ptr<TlsSession> tls_;  // between the stream and the parser, for HTTPS
   std::unique_ptr<Http1Parser> parser_;
   Timer deadline_;
   int status_ = 0;

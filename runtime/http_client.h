@@ -16,6 +16,7 @@
 #include "runtime/http_message.h"
 #include "runtime/loop.h"
 #include "runtime/tcp.h"
+#include "runtime/tls.h"
 
 namespace switchyard::runtime {
 
@@ -30,6 +31,10 @@ class HttpCall {
     // The whole response must have arrived within this (0: no limit, as
     // for a watch stream that never ends).
     std::uint64_t timeoutMs = 0;
+    // HTTPS when set: the server's certificate must chain to the context's
+    // CAs and name `tlsServerName` (a host name, or a numeric address).
+    std::shared_ptr<const TlsClientContext> tls;
+    std::string tlsServerName;
   };
   struct Handler {
     std::function<void(const ResponseHead&)> onHead;

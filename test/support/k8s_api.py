@@ -4,16 +4,31 @@
 Usage: k8s_api.py [--host 127.0.0.1] [--port 0] [--port-file FILE]
                   [--state FILE] [--token T] [--history K]
                   [--bookmark-interval-ms N]
+                  [--tls-cert FILE --tls-key FILE]
 
 Binds HOST:PORT (port 0 = an ephemeral port), writes the bound port as one
 line to FILE (through FILE.tmp and a rename, so a reader never sees a partial
-file), prints `listening on HOST:PORT` and serves plain HTTP/1.1 until
-SIGTERM or SIGINT, then exits 0. Python 3 standard library only; asyncio, one
-thread, so any number of watch streams can be open at once.
+file), prints `listening on HOST:PORT` and serves HTTP/1.1 (plain, or over
+TLS, below) until SIGTERM or SIGINT, then exits 0. Python 3 standard library
+only; asyncio, one thread, so any number of watch streams can be open at once.
 
 Importable too: `K8sApiServer(...)` runs the same server on its own event
 loop in a background thread (`start()`, `stop()`, `port`, `url(path)`, and
 thread-safe methods for every control operation below).
+
+TLS: --tls-cert FILE --tls-key FILE (both or neither; K8sApiServer(...,
+  tls_cert=, tls_key=)) serve HTTPS, as the real API server does in a
+  cluster: FILE is a PEM certificate chain (the server's certificate first)
+  and its PEM key; TLS 1.2 or newer, no client certificates asked for.
+  Everything below (the control API too, watches, faults; "refuse" reopens
+  the listener with TLS) is the same over TLS, and url() gives https://
+  URLs. test/support/certs.py makes a CA and a server certificate for
+  127.0.0.1/localhost. A failed handshake ends only that connection: one
+  openssl reports (a client that rejects the certificate, speaks plain
+  HTTP or sends garbage) writes one line to stderr, `k8s_api.py: TLS
+  handshake failed: REASON`, and counts in /_fixture/state's
+  "tlsHandshakeFailures"; a client that leaves mid-handshake, or is cut
+  after 10 s without finishing it, is not logged. A bad FILE: exit 2.
 
 Resources (all namespaced; JSON only)
   endpoints       core v1 Endpoints        /api/v1/...
@@ -131,7 +146,8 @@ request gets 400 {"error": "..."})
   GET    /_fixture/state           {"resourceVersion", "compactedResourceVersion",
                                     "historySize", "historyEvents", "objects",
                                     "watchers", "down", "bookmarkIntervalMs",
-                                    "watchChunkBytes", "token"}
+                                    "watchChunkBytes", "token", "tls",
+                                    "tlsHandshakeFailures"}
   GET    /_fixture/objects         {"resourceVersion", "items": [every object]}
   PUT    /_fixture/objects         an object, a list of objects, or
                                    {"items": [...]}: create or replace each
@@ -230,6 +246,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -1318,6 +1335,48 @@ class Watcher:
 
 
 # --------------------------------------------------------------------------
+# TLS
+# --------------------------------------------------------------------------
+
+TLS_HANDSHAKE_TIMEOUT = 10     # seconds; a client that never finishes is cut
+
+
+def server_ssl_context(cert, key, on_handshake_error=None):
+    """An SSLContext serving cert/key (PEM files), TLS 1.2 or newer. If given,
+    on_handshake_error(exc) is called (on the loop's thread) for each
+    handshake that fails with an ssl.SSLError (asyncio itself reports those
+    only in debug mode)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    if on_handshake_error is not None:
+        class ReportingSSLObject(ssl.SSLObject):
+            def do_handshake(self):
+                try:
+                    return super().do_handshake()
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    raise
+                except ssl.SSLError as e:
+                    try:
+                        on_handshake_error(e)
+                    except Exception:      # a report must never break the handshake path
+                        pass
+                    raise
+        ctx.sslobject_class = ReportingSSLObject
+    return ctx
+
+
+def tls_error_text(exc):
+    """One line for a handshake error: openssl's reason, or verify message."""
+    text = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) \
+        or str(exc) or type(exc).__name__
+    text = " ".join(str(text).split())
+    if text == "HTTP_REQUEST":
+        text += " (a plain HTTP request to the TLS port)"
+    return text
+
+
+# --------------------------------------------------------------------------
 # The fixture
 # --------------------------------------------------------------------------
 
@@ -1325,10 +1384,17 @@ class Fixture:
     """All state; every method runs on the event loop's thread."""
 
     def __init__(self, host="127.0.0.1", port=0, token=None, history=DEFAULT_HISTORY,
-                 bookmark_interval_ms=DEFAULT_BOOKMARK_MS):
+                 bookmark_interval_ms=DEFAULT_BOOKMARK_MS, tls_cert=None, tls_key=None):
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
         self.host = host
         self.port = port
         self.token = token
+        self.tls_handshake_failures = 0
+        self.ssl_context = None
+        if tls_cert is not None:           # OSError/ssl.SSLError for a bad file
+            self.ssl_context = server_ssl_context(tls_cert, tls_key,
+                                                  self._on_handshake_error)
         self.store = Store(history)
         self.store.listeners.append(self._on_event)
         self.watchers = set()
@@ -1354,10 +1420,18 @@ class Fixture:
         self.bookmark_task = asyncio.get_running_loop().create_task(self._bookmark_loop())
 
     async def _listen(self):
+        tls = {}
+        if self.ssl_context is not None:
+            tls = {"ssl": self.ssl_context, "ssl_handshake_timeout": TLS_HANDSHAKE_TIMEOUT}
         self.server = await asyncio.start_server(
             self._on_connection, self.host, self.port, backlog=1024, reuse_address=True,
-            limit=HEADER_CAP + 1024)
+            limit=HEADER_CAP + 1024, **tls)
         self.port = self.server.sockets[0].getsockname()[1]
+
+    def _on_handshake_error(self, exc):
+        self.tls_handshake_failures += 1
+        print("k8s_api.py: TLS handshake failed: %s" % tls_error_text(exc),
+              file=sys.stderr, flush=True)
 
     async def close(self):
         self.closed = True
@@ -1456,7 +1530,9 @@ class Fixture:
                 "down": self._down_state(),
                 "bookmarkIntervalMs": self.bookmark_ms,
                 "watchChunkBytes": self.chunk_bytes,
-                "token": self.token is not None}
+                "token": self.token is not None,
+                "tls": self.ssl_context is not None,
+                "tlsHandshakeFailures": self.tls_handshake_failures}
 
     def all_objects(self):
         items = sorted(self.store.objects.values(),
@@ -2107,6 +2183,9 @@ class K8sApiServer:
             api.put_service({"namespace": "ns", "name": "web", ...})
             urlopen(api.url("/api/v1/namespaces/ns/endpoints/web"))
 
+    With tls_cert and tls_key (PEM files, both or neither) it serves HTTPS
+    and url() gives https:// URLs; `tls` tells which.
+
     Every control operation is a method here too (run on the loop thread,
     result returned): put_objects, put_object, delete_object, put_service,
     delete_service, drop_watches, compact, set_down, up,
@@ -2114,8 +2193,10 @@ class K8sApiServer:
     clear_requests, watcher_info, state, all_objects."""
 
     def __init__(self, host="127.0.0.1", port=0, token=None, history=DEFAULT_HISTORY,
-                 bookmark_interval_ms=DEFAULT_BOOKMARK_MS, state=None):
-        self.fixture = Fixture(host, port, token, history, bookmark_interval_ms)
+                 bookmark_interval_ms=DEFAULT_BOOKMARK_MS, state=None, tls_cert=None,
+                 tls_key=None):
+        self.fixture = Fixture(host, port, token, history, bookmark_interval_ms,
+                               tls_cert, tls_key)
         self.initial_state = state
         self.loop = None
         self.thread = None
@@ -2129,8 +2210,12 @@ class K8sApiServer:
     def host(self):
         return self.fixture.host
 
+    @property
+    def tls(self):
+        return self.fixture.ssl_context is not None
+
     def url(self, path="/"):
-        return "http://%s:%d%s" % (self.host, self.port, path)
+        return "%s://%s:%d%s" % ("https" if self.tls else "http", self.host, self.port, path)
 
     def start(self, timeout=10):
         ready = threading.Event()
@@ -2255,9 +2340,7 @@ def write_port_file(path, port):
     os.replace(tmp, path)
 
 
-async def serve(args, state_doc):
-    fixture = Fixture(args.host, args.port, args.token, args.history,
-                      args.bookmark_interval_ms)
+async def serve(fixture, args, state_doc):
     if state_doc is not None:
         fixture.load_state(state_doc)
     await fixture.start()
@@ -2283,7 +2366,12 @@ def main(argv=None):
                    help="watch history size in events (default %d)" % DEFAULT_HISTORY)
     p.add_argument("--bookmark-interval-ms", type=int, default=DEFAULT_BOOKMARK_MS,
                    help="bookmark interval (0 = none; default %d)" % DEFAULT_BOOKMARK_MS)
+    p.add_argument("--tls-cert", metavar="FILE",
+                   help="serve HTTPS with this PEM certificate chain (needs --tls-key)")
+    p.add_argument("--tls-key", metavar="FILE", help="the PEM key of --tls-cert")
     args = p.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
     state_doc = None
     if args.state:
         try:
@@ -2293,7 +2381,14 @@ def main(argv=None):
             print("k8s_api.py: cannot read --state %s: %s" % (args.state, e), file=sys.stderr)
             return 2
     try:
-        asyncio.run(serve(args, state_doc))
+        fixture = Fixture(args.host, args.port, args.token, args.history,
+                          args.bookmark_interval_ms, args.tls_cert, args.tls_key)
+    except (OSError, ValueError) as e:      # ssl.SSLError is an OSError
+        print("k8s_api.py: cannot load --tls-cert %s / --tls-key %s: %s"
+              % (args.tls_cert, args.tls_key, e), file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(fixture, args, state_doc))
     except OSError as e:
         print("k8s_api.py: cannot listen on %s:%d: %s" % (args.host, args.port, e),
               file=sys.stderr)

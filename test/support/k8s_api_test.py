@@ -9,9 +9,11 @@ resourceVersion, selector transitions, 410 Expired, bookmarks, timeouts) and
 every fault of the control API with real HTTP clients: http.client, raw
 sockets (a chunked-stream parser of its own, so chunk boundaries, clean ends,
 EOFs and resets are seen as they are) and curl. Also runs the fixture
-in-process once (K8sApiServer). Prints one line per failed check and a
-summary; exits 1 if anything failed. Every wait has a deadline. Python 3
-standard library only; needs curl on PATH.
+in-process once (K8sApiServer), and over TLS (in-process and as a process,
+certificates from certs.py: verification, watches, the token, bad clients,
+"refuse"). Prints one line per failed check and a summary; exits 1 if
+anything failed. Every wait has a deadline. Python 3 standard library only;
+needs curl and openssl on PATH.
 """
 
 import atexit
@@ -25,6 +27,8 @@ import re
 import shutil
 import signal
 import socket
+import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -175,9 +179,13 @@ def port():
 # HTTP clients
 # --------------------------------------------------------------------------
 
-def call(method, path, body=None, headers=None, p=None, timeout=10):
-    """(status, {lower-case header: value}, body bytes)."""
-    conn = http.client.HTTPConnection("127.0.0.1", p or port(), timeout=timeout)
+def call(method, path, body=None, headers=None, p=None, timeout=10, tls=None, host="127.0.0.1"):
+    """(status, {lower-case header: value}, body bytes). tls: an
+    ssl.SSLContext to speak HTTPS with."""
+    if tls is not None:
+        conn = http.client.HTTPSConnection(host, p or port(), timeout=timeout, context=tls)
+    else:
+        conn = http.client.HTTPConnection(host, p or port(), timeout=timeout)
     try:
         if body is not None and not isinstance(body, (bytes, str)):
             body = json.dumps(body)
@@ -189,8 +197,8 @@ def call(method, path, body=None, headers=None, p=None, timeout=10):
         conn.close()
 
 
-def jcall(method, path, body=None, headers=None, p=None):
-    status, hdrs, data = call(method, path, body, headers, p)
+def jcall(method, path, body=None, headers=None, p=None, tls=None):
+    status, hdrs, data = call(method, path, body, headers, p, tls=tls)
     try:
         doc = json.loads(data) if data else None
     except ValueError:
@@ -198,9 +206,9 @@ def jcall(method, path, body=None, headers=None, p=None):
     return status, doc, hdrs
 
 
-def ctl(method, path, body=None, p=None):
+def ctl(method, path, body=None, p=None, tls=None):
     """A control API call that must succeed; returns its document."""
-    status, doc, _ = jcall(method, "/_fixture/" + path, body, p=p)
+    status, doc, _ = jcall(method, "/_fixture/" + path, body, p=p, tls=tls)
     if status != 200:
         raise AssertionError("%s /_fixture/%s -> %s %r" % (method, path, status, doc))
     return doc
@@ -213,8 +221,10 @@ def current_rv(p=None):
 class Watch:
     """A raw-socket HTTP client for one streaming response."""
 
-    def __init__(self, path, p=None, headers=(), version="HTTP/1.1", timeout=5):
+    def __init__(self, path, p=None, headers=(), version="HTTP/1.1", timeout=5, tls=None):
         self.sock = socket.create_connection(("127.0.0.1", p or port()), timeout=timeout)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="127.0.0.1")
         lines = ["GET %s %s" % (path, version), "Host: 127.0.0.1"] + \
                 ["%s: %s" % h for h in headers]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
@@ -1498,6 +1508,181 @@ def test_in_process(c):
     c.check(not thread.is_alive(), "stop() ends the thread")
 
 
+# ---- TLS ------------------------------------------------------------------
+
+_TLS = {}
+
+
+def tls_files():
+    """{"ca", "cert", "key", "other_ca"}: made once (certs.py) for the TLS tests."""
+    if not _TLS:
+        import certs
+        d = tempfile.mkdtemp(prefix="switchyard-k8s-api-tls-")
+        _TEMP_DIRS.append(d)
+        _TLS.update(certs.make_ca_and_server_cert(d))
+        _TLS["other_ca"] = certs.make_other_ca(d)["ca"]
+    return _TLS
+
+
+def tls_client(cafile=None):
+    """A verifying client context (hostname checked) trusting cafile."""
+    return ssl.create_default_context(cafile=cafile or tls_files()["ca"])
+
+
+def tls_refused(fn):
+    """The exception fn() raises (None if it returns)."""
+    try:
+        fn()
+    except Exception as e:     # noqa: BLE001 - the exception is the result
+        return e
+    return None
+
+
+def tls_handshake(p, ctx, name):
+    """A TLS handshake with 127.0.0.1:p expecting the certificate to be name's."""
+    with socket.create_connection(("127.0.0.1", p), timeout=5) as raw:
+        ctx.wrap_socket(raw, server_hostname=name).close()
+
+
+def test_tls_in_process(c):
+    import k8s_api
+    files = tls_files()
+    ctx = tls_client()
+    with k8s_api.K8sApiServer(tls_cert=files["cert"], tls_key=files["key"],
+                              bookmark_interval_ms=0) as api:
+        p = api.port
+        c.check(api.tls, "tls property")
+        c.eq(api.url("/version"), "https://127.0.0.1:%d/version" % p, "url() is https")
+        # (a) /version over HTTPS (urllib, certificate and hostname checked)
+        with urllib.request.urlopen(api.url("/version"), context=ctx, timeout=5) as r:
+            c.eq((r.status, json.loads(r.read())["gitVersion"]),
+                 (200, "v1.30.0-switchyard-fixture"), "GET /version over HTTPS")
+        c.eq(call("GET", "/healthz", p=p, tls=ctx, host="localhost")[0], 200,
+             "the DNS name localhost verifies too")
+        state = ctl("GET", "state", p=p, tls=ctx)
+        c.eq((state["tls"], state["tlsHandshakeFailures"]), (True, 0), "state: tls")
+        # (b) list, then a watch that sees a put_service through the control API
+        ctl("PUT", "service", service_spec("tls", "web", [{"ip": "10.0.0.1"}]), p=p, tls=ctx)
+        status, doc, _ = jcall("GET", "/api/v1/namespaces/tls/endpoints", p=p, tls=ctx)
+        c.eq((status, [i["metadata"]["name"] for i in (doc or {}).get("items", [])]),
+             (200, ["web"]), "a list over HTTPS")
+        rv = doc["metadata"]["resourceVersion"] if doc else "0"
+        with Watch("/api/v1/namespaces/tls/endpoints?watch=1&resourceVersion=%s" % rv,
+                   p=p, tls=ctx) as w:
+            c.eq((w.status, w.chunked), (200, True), "a chunked watch over HTTPS")
+            ctl("PUT", "service", service_spec("tls", "api", [{"ip": "10.0.0.2"}]),
+                p=p, tls=ctx)
+            ev = w.next()
+            c.eq(ev and (ev["type"], ev["object"]["metadata"]["name"],
+                         ev["object"]["subsets"][0]["addresses"][0]["ip"]),
+                 ("ADDED", "api", "10.0.0.2"), "the watch's ADDED event")
+            ctl("POST", "inject", {"raw": "x" * 300}, p=p, tls=ctx)
+            c.eq(w.next_line(), b"x" * 300, "an injected line")
+            api.drop_watches()
+            c.eq(w.drain_to_end(5)[0], "eof", "drop-watches cuts a TLS watch")
+        with Watch("/api/v1/namespaces/tls/endpoints?watch=1&timeoutSeconds=1",
+                   p=p, tls=ctx) as w:
+            end, evs = w.drain_to_end(5)
+            c.eq((end, sorted(e["object"]["metadata"]["name"] for e in evs)),
+                 ("clean", ["api", "web"]), "initial events, then a clean end over TLS")
+        # (d) the bearer token over TLS
+        api.set_token("s3cret")
+        path = "/api/v1/namespaces/tls/endpoints"
+        status, doc, _ = jcall("GET", path, p=p, tls=ctx)
+        c.eq((status, doc and doc.get("reason")), (401, "Unauthorized"),
+             "no token over TLS: 401")
+        c.eq(jcall("GET", path, headers={"Authorization": "Bearer s3cret"}, p=p,
+                   tls=ctx)[0], 200, "the token over TLS: 200")
+        c.eq(jcall("GET", "/version", p=p, tls=ctx)[0], 200, "/version needs no token")
+        with Watch(path + "?watch=1", p=p, tls=ctx) as w:
+            c.eq(w.status, 401, "a watch without the token over TLS")
+        c.eq(api.state()["tlsHandshakeFailures"], 0, "no failed handshake so far")
+    c.eq(k8s_api.K8sApiServer().url("/x")[:7], "http://", "without TLS: http://")
+    c.check(isinstance(tls_refused(lambda: k8s_api.K8sApiServer(tls_cert=files["cert"])),
+                       ValueError), "tls_cert without tls_key: ValueError")
+
+
+def test_tls_process(c):
+    files = tls_files()
+    ctx = tls_client()
+    api = ApiProcess("--tls-cert", files["cert"], "--tls-key", files["key"])
+    try:
+        p = api.port
+        c.check(("listening on 127.0.0.1:%d" % p) in api.stdout(), "stdout: %r" % api.stdout())
+        c.eq(call("GET", "/version", p=p, tls=ctx)[0], 200, "GET /version over HTTPS")
+        # (c) a client trusting another CA refuses the certificate, as does one
+        # that expects another name
+        e = tls_refused(lambda: call("GET", "/version", p=p, tls=tls_client(files["other_ca"])))
+        c.check(isinstance(e, ssl.SSLCertVerificationError) and e.verify_code == 20,
+                "another CA: verification fails (%r)" % e)
+        e = tls_refused(lambda: tls_handshake(p, ctx, "wrong.example"))
+        c.check(isinstance(e, ssl.SSLCertVerificationError),
+                "a name not in the certificate: verification fails (%r)" % e)
+        # (e) clients that are no TLS clients, or leave mid-handshake
+        bad = [b"GET /version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",   # plain HTTP
+               b"\x00" * 600,                                           # garbage
+               b"\x16\x03\x01\x02\x00\x01\x00",                         # half a ClientHello
+               b""]                                                     # nothing at all
+        for i, data in enumerate(bad + [b"\x16\x03\x01\x02\x00\x01\x00"]):
+            s = socket.create_connection(("127.0.0.1", p), timeout=5)
+            if data:
+                s.sendall(data)
+            if i == len(bad):                        # and the last one by a TCP RST
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif data and data[0] != 0x16:
+                try:
+                    s.recv(100)                      # the fixture hangs up
+                except OSError:
+                    pass
+            s.close()
+        e = tls_refused(lambda: call("GET", "/version", p=p))
+        c.check(isinstance(e, (ConnectionError, http.client.HTTPException)),
+                "plain HTTP to the TLS port gets no answer (%r)" % e)
+        c.eq(call("GET", "/version", p=p, tls=ctx)[0], 200, "still serving HTTPS")
+        c.check(wait_until(lambda: ctl("GET", "state", p=p, tls=ctx)["tlsHandshakeFailures"]
+                           >= 4, 5), "failed handshakes counted: %r"
+                % ctl("GET", "state", p=p, tls=ctx)["tlsHandshakeFailures"])
+        # down "refuse" reopens the listener with TLS
+        ctl("PUT", "objects", endpoints("tr", "a", ["10.0.0.1"]), p=p, tls=ctx)
+        w = Watch("/api/v1/namespaces/tr/endpoints?watch=1", p=p, tls=ctx)
+        try:
+            c.eq((w.next() or {}).get("type"), "ADDED", "a TLS watch before the refusal")
+            ctl("POST", "down", {"mode": "refuse", "seconds": 0.5}, p=p, tls=ctx)
+            c.check(w.drain_to_end(5)[0] in ("eof", "reset"), "refuse cuts the TLS watch")
+        finally:
+            w.close()
+        c.check(wait_until(lambda: call("GET", "/api/v1/namespaces/tr/endpoints/a", p=p,
+                                        tls=ctx, timeout=2)[0] == 200, 5),
+                "HTTPS again on the same port after the refusal")
+        e = tls_refused(lambda: call("GET", "/version", p=p))
+        c.check(isinstance(e, (ConnectionError, http.client.HTTPException)),
+                "still TLS only after the refusal (%r)" % e)
+        c.eq(api.stop(), 0, "exit status")
+        err = api.stderr()
+        lines = err.splitlines()
+        c.check("Traceback" not in err and all(
+            l.startswith("k8s_api.py: TLS handshake failed: ") for l in lines),
+            "stderr: only handshake lines: %r" % err[-2000:])
+        c.check(len(lines) <= 8, "at most a line per failed handshake: %r" % lines)
+        c.check(any("HTTP_REQUEST" in l for l in lines), "plain HTTP named: %r" % lines)
+    finally:
+        api.stop()
+
+
+def test_tls_options(c):
+    files = tls_files()
+    for args, what in [(["--tls-cert", files["cert"]], "--tls-cert alone"),
+                       (["--tls-key", files["key"]], "--tls-key alone"),
+                       (["--tls-cert", files["cert"] + ".missing", "--tls-key", files["key"]],
+                        "a missing certificate file"),
+                       (["--tls-cert", files["key"], "--tls-key", files["cert"]],
+                        "certificate and key swapped")]:
+        r = subprocess.run([sys.executable, FIXTURE, "--port", "0"] + args,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+        c.eq(r.returncode, 2, "%s: exit 2 (%s)" % (what, r.stderr.strip()[-300:]))
+        c.check("Traceback" not in r.stderr, "%s: no traceback: %r" % (what, r.stderr))
+
+
 def test_sigterm(c):
     """Last: stops the shared process."""
     w = Watch("/api/v1/namespaces/w1/endpoints?watch=1")
@@ -1539,6 +1724,9 @@ TESTS = [
     test_http_details,
     test_control_errors,
     test_in_process,
+    test_tls_in_process,
+    test_tls_process,
+    test_tls_options,
     test_sigterm,
 ]
 
