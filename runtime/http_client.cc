@@ -67,7 +67,7 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
       auto err = tls_->receive(received, plain);
       flushTls();
       if (err) {
-        finish("https://" + request_.tlsServerName + ": " + *err);
+        finish("TLS with " + request_.tlsServerName + ": " + *err);
         return;
       }
       data = plain;
@@ -124,7 +124,7 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
       return;
     }
     if (auto err = tls_->send(bytes)) {
-      finish("https://" + request_.tlsServerName + ": " + *err);
+      finish("TLS with " + request_.tlsServerName + ": " + *err);
       return;
     }
     flushTls();

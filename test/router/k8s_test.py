@@ -3,14 +3,18 @@
 (test/support/k8s_api.py): Endpoints listed then watched; changes reach
 routing while traffic flows with no failed request; dropped watches, a
 compacted history (410) and an API down for 30 s keep the last good set;
-a service or port that does not exist is a negative binding.
+a service or port that does not exist is a negative binding; EndpointSlices
+(useEndpointSlices), a numbered port that is the Service's port, and
+in-cluster HTTPS with the service account's CA and (rotated) token.
 
 Usage: k8s_test.py SWITCHYARD_BINARY [TEST_NAME ...]
 """
 
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -18,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness  # noqa: E402
 from harness import Backend, Connection, Router, free_port, http, wait_until  # noqa: E402
 from k8s_api import K8sApiServer  # noqa: E402
+import certs  # noqa: E402
 
 BINARY = None
 
@@ -309,12 +314,200 @@ routers:
         r.stop()
 
 
+def answers(router, host, n=1, label="out"):
+    """The backends (or statuses) that n requests for `host` got."""
+    got = []
+    conn = Connection("127.0.0.1", router.port(label))
+    try:
+        for _ in range(n):
+            s, _, body = conn.request("GET", "http://%s/" % host)
+            got.append(json.loads(body)["backend"] if s == 200 else "status %d" % s)
+    finally:
+        conn.close()
+    return got
+
+
+def test_endpoint_slices(c):
+    port = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=port)
+    b = Backend("b", host="127.0.0.2", port=port)
+    not_ready = Backend("not-ready", host="127.0.0.3", port=port)
+    extra = Backend("extra-slice", host="127.0.0.4", port=port)
+    fallback = Backend("fallback")
+    api = K8sApiServer()
+    api.start()
+    api.put_service({"namespace": "default", "name": "web",
+                     "ports": [{"name": "http", "port": 80, "targetPort": port}],
+                     "endpoints": [{"ip": "127.0.0.1", "nodeName": "node-0"},
+                                   {"ip": "127.0.0.2", "nodeName": "node-1"},
+                                   {"ip": "127.0.0.3", "ready": False}]})
+    # The Endpoints object says otherwise: only the slices may be read.
+    api.put_object({"kind": "Endpoints", "apiVersion": "v1",
+                    "metadata": {"name": "web", "namespace": "default"},
+                    "subsets": [{"addresses": [{"ip": "127.0.0.3"}], "ports": [{"name": "http", "port": port}]}]})
+    r = Router(BINARY, config(api, fallback.port).replace("  port: %d\n" % api.port,
+                                                           "  port: %d\n  useEndpointSlices: true\n" % api.port))
+    try:
+        c.eq(set(answers(r, "web", 40)), {"a", "b"}, "the ready endpoints of the slice serve; a not-ready one does not")
+        second = {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+                  "metadata": {"name": "web-extra", "namespace": "default",
+                               "labels": {"kubernetes.io/service-name": "web"}},
+                  "addressType": "IPv4",
+                  "endpoints": [{"addresses": ["127.0.0.4"], "conditions": {}, "nodeName": "node-4"}],
+                  "ports": [{"name": "http", "port": port, "protocol": "TCP"}]}
+        api.put_object(second)
+        c.check(wait_until(lambda: "extra-slice" in answers(r, "web", 20), 5),
+                "a second slice of the service adds its endpoints (a ready condition left out counts as ready)")
+        api.delete_object("EndpointSlice", "default", "web-extra")
+        c.check(wait_until(lambda: "extra-slice" not in answers(r, "web", 30), 5), "a deleted slice takes its endpoints away")
+        api.drop_watches()
+        api.compact()
+        api.put_service({"namespace": "default", "name": "web",
+                         "ports": [{"name": "http", "port": 80, "targetPort": port}],
+                         "endpoints": [{"ip": "127.0.0.2", "nodeName": "node-1"}]})
+        c.check(wait_until(lambda: set(answers(r, "web", 30)) == {"b"}, 10),
+                "after a dropped watch and a compaction the slice's change arrives")
+        api.delete_service("default", "web")
+        c.check(wait_until(lambda: answers(r, "web") == ["fallback"], 5),
+                "a service with no slices left is negative: the dtab falls back")
+        paths = {q["path"] for q in api.request_log()["requests"]}
+        c.check(paths and all(p.startswith("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices") for p in paths),
+                "only EndpointSlices were read: %s" % sorted(paths))
+    finally:
+        r.stop()
+        api.stop()
+        for x in (a, b, not_ready, extra, fallback):
+            x.stop()
+
+
+def test_numbered_port_is_the_service_port(c):
+    pa = free_port(harness.socket.SOCK_STREAM)
+    pb = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", port=pa)
+    b = Backend("b", port=pb)
+    fallback = Backend("fallback")
+    api = K8sApiServer()
+    api.start()
+
+    def web(http_target, admin_target):
+        api.put_service({"namespace": "default", "name": "web",
+                         "ports": [{"name": "http", "port": 80, "targetPort": http_target},
+                                   {"name": "admin", "port": 9000, "targetPort": admin_target}],
+                         "endpoints": [{"ip": "127.0.0.1", "nodeName": "node-0"}]})
+    web(pa, pb)
+    r = Router(BINARY, """admin: {port: 0}
+namers:
+- {kind: io.l5d.k8s, port: %d}
+routers:
+- protocol: http
+  label: out
+  dtab: |
+    /svc/web80 => /#/io.l5d.k8s/default/80/web;
+    /svc/web9000 => /#/io.l5d.k8s/default/9000/web;
+    /svc/webtarget => /#/io.l5d.k8s/default/%d/web;
+    /svc/web81 => /#/io.l5d.k8s/default/81/web | /$/inet/127.0.0.1/%d;
+  servers: [{port: 0}]
+""" % (api.port, pa, fallback.port))
+    try:
+        c.eq(answers(r, "web80"), ["a"], "port 80 is the Service's port 80, whose target is a's port")
+        c.eq(answers(r, "web9000"), ["b"], "port 9000 is the Service's admin port, whose target is b's port")
+        c.eq(answers(r, "webtarget"), ["a"], "a number that is no Service port is the endpoints' own port")
+        c.eq(answers(r, "web81"), ["fallback"], "a number that is neither is negative: the dtab falls back")
+        web(pb, pa)
+        c.check(wait_until(lambda: answers(r, "web80") == ["b"] and answers(r, "web9000") == ["a"], 5),
+                "when the Service's target ports change, its numbered ports follow")
+        paths = {q["path"] for q in api.request_log()["requests"]}
+        c.check("/api/v1/namespaces/default/services" in paths, "the Service was read: %s" % sorted(paths))
+    finally:
+        r.stop()
+        api.stop()
+        for x in (a, b, fallback):
+            x.stop()
+
+
+def test_in_cluster_https_with_the_service_account(c):
+    tmp = tempfile.mkdtemp(prefix="k8s-incluster-")
+    pki = certs.make_ca_and_server_cert(tmp)
+    other = certs.make_other_ca(tmp)
+    good = os.path.join(tmp, "sa")
+    wrong = os.path.join(tmp, "sa-wrong-ca")
+    for d, ca in ((good, pki["ca"]), (wrong, other["ca"])):
+        os.makedirs(d)
+        with open(ca) as f, open(os.path.join(d, "ca.crt"), "w") as out:
+            out.write(f.read())
+        with open(os.path.join(d, "token"), "w") as out:
+            out.write("token-1\n")
+    pa = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=pa)
+    b = Backend("b", host="127.0.0.2", port=pa)
+    api = K8sApiServer(token="token-1", tls_cert=pki["cert"], tls_key=pki["key"])
+    api.start()
+    service(api, ["127.0.0.1"], pa)
+    in_cluster = """admin: {port: 0}
+namers:
+- kind: io.l5d.k8s
+routers:
+- protocol: http
+  label: out
+  dtab: /svc => /#/io.l5d.k8s/default/http;
+  servers: [{port: 0}]
+"""
+
+    def env(sa_dir):
+        return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(api.port),
+                "SWITCHYARD_K8S_SERVICEACCOUNT_DIR": sa_dir}
+    r = Router(BINARY, in_cluster, env=env(good))
+    refused = None
+    try:
+        c.eq(answers(r, "web"), ["a"], "with no host, inside a pod, the namer reads the API server over HTTPS")
+        auth = {q.get("authorization") for q in api.request_log()["requests"]}
+        c.eq(auth, {"Bearer token-1"}, "every API request carries the service account's token")
+
+        # The kubelet rotates the token file; the API stops taking the old one.
+        with open(os.path.join(good, "token"), "w") as out:
+            out.write("token-2\n")
+        api.set_token("token-2")
+        api.drop_watches()
+        service(api, ["127.0.0.2"], pa)
+        c.check(wait_until(lambda: answers(r, "web") == ["b"], 10),
+                "after a 401 the rotated token is read again and changes arrive")
+        c.check(any(q.get("authorization") == "Bearer token-2" for q in api.request_log()["requests"]),
+                "the new token was sent")
+
+        refused = Router(BINARY, in_cluster, env=env(wrong))
+        s, _, body = http("GET", "http://web/", proxy=("127.0.0.1", refused.port("out")))
+        c.check(s == 502 and b"certificate" in body,
+                "a server certificate the service account's CA did not sign is refused, saying so: %d %r" % (s, body[:300]))
+
+        gone = os.path.join(tmp, "sa-no-token")
+        os.makedirs(gone)
+        with open(os.path.join(gone, "ca.crt"), "w") as out, open(pki["ca"]) as f:
+            out.write(f.read())
+        cfg = os.path.join(tmp, "in-cluster.yaml")
+        with open(cfg, "w") as f:
+            f.write(in_cluster)
+        p = subprocess.run([BINARY, "router", "--check", "-c", cfg], capture_output=True, text=True,
+                           env=dict(os.environ, **env(gone)))
+        c.check(p.returncode != 0 and os.path.join(gone, "token") in p.stderr,
+                "a missing token fails the config check, naming the file: %d %r" % (p.returncode, p.stderr[-300:]))
+    finally:
+        r.stop()
+        if refused:
+            refused.stop()
+        api.stop()
+        a.stop()
+        b.stop()
+
+
 TESTS = [
     test_endpoints_follow_changes_under_traffic,
     test_missing_port_and_deleted_service,
     test_localnode_and_port_transformers,
     test_two_node_daemonset_on_loopback,
     test_api_unreachable_from_the_start,
+    test_endpoint_slices,
+    test_numbered_port_is_the_service_port,
+    test_in_cluster_https_with_the_service_account,
 ]
 
 if __name__ == "__main__":
