@@ -229,6 +229,23 @@ void addBuiltinPlugins(PluginRegistry& registry) {
   registry.add(transformer("io.l5d.localhost", [](runtime::ConfigReader&) {
     return std::function<std::shared_ptr<const Transformer>()>([] { return localhostTransformer(); });
   }));
+  registry.add(transformer("io.l5d.specificHost", [](runtime::ConfigReader& r) {
+    // Resolved when the router starts, not by --check: a name that does not
+    // resolve then fails the requests it would carry, and nothing else.
+    std::string host = r.requiredString("host");
+    return std::function<std::shared_ptr<const Transformer>()>([host] { return specificHostTransformer(host); });
+  }));
+  // io.l5d.replace and io.l5d.const take a path.
+  auto pathTransformer = [transformer](std::string kind, std::shared_ptr<const Transformer> (*make)(dtab::Path)) {
+    return transformer(std::move(kind), [make](runtime::ConfigReader& r) {
+      auto path = dtab::Path::parse(r.requiredString("path"));
+      if (!path) r.problems().error(r.childPath("path"), path.error().message());
+      dtab::Path p = path ? *path : dtab::Path{};
+      return std::function<std::shared_ptr<const Transformer>()>([make, p] { return make(p); });
+    });
+  };
+  registry.add(pathTransformer("io.l5d.replace", replaceTransformer));
+  registry.add(pathTransformer("io.l5d.const", constTransformer));
   registry.add(balancer("p2c", false));
   registry.add(balancer("ewma", true));
   registry.add(balancer("roundRobin", false));

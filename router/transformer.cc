@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <netdb.h>
 
 #include <algorithm>
 #include <map>
@@ -15,14 +16,20 @@ dtab::NameTree<dtab::BoundName> transform(const dtab::NameTree<dtab::BoundName>&
                                           const std::vector<std::shared_ptr<const Transformer>>& transformers,
                                           const TransformContext& ctx) {
   if (transformers.empty()) return tree;
-  return tree.map([&](const dtab::BoundName& leaf) {
-    dtab::BoundName out = leaf;
-    for (const auto& t : transformers) {
-      out.id = t->prefix() + out.id;
-      if (out.addr.kind == dtab::Addr::Kind::Bound) out.addr = t->apply(out.addr.endpoints, ctx);
+  dtab::NameTree<dtab::BoundName> out = tree;
+  for (const auto& t : transformers) {
+    if (auto whole = t->replacement(ctx)) {
+      out = dtab::NameTree<dtab::BoundName>::leaf(std::move(*whole));
+      continue;
     }
-    return out;
-  });
+    out = out.map([&](const dtab::BoundName& leaf) {
+      dtab::BoundName next = leaf;
+      next.id = t->rename(leaf.id);
+      if (next.addr.kind == dtab::Addr::Kind::Bound) next.addr = t->apply(next.addr.endpoints, ctx);
+      return next;
+    });
+  }
+  return out;
 }
 
 namespace {
@@ -98,6 +105,65 @@ class LocalhostTransformer final : public Transformer {
   std::set<std::string> local_;
 };
 
+class SpecificHostTransformer final : public Transformer {
+ public:
+  explicit SpecificHostTransformer(std::string host) : prefix_{"%", "io.l5d.specificHost", host} {
+    auto found = hostAddresses(host);
+    if (found) {
+      addresses_.insert(found->begin(), found->end());
+    } else {
+      error_ = "io.l5d.specificHost: " + found.error();
+      std::fprintf(stderr, "switchyard: warning: %s; the names it transforms will fail\n", error_.c_str());
+    }
+  }
+  const dtab::Path& prefix() const override { return prefix_; }
+  dtab::Addr apply(const std::vector<dtab::Endpoint>& endpoints, const TransformContext&) const override {
+    if (!error_.empty()) return dtab::Addr::failed(error_);
+    std::vector<dtab::Endpoint> out;
+    for (const auto& e : endpoints) {
+      if (addresses_.count(e.ip)) out.push_back(e);
+    }
+    return dtab::Addr::bound(std::move(out));
+  }
+
+ private:
+  dtab::Path prefix_;
+  std::set<std::string> addresses_;
+  std::string error_;  // the host did not resolve
+};
+
+// Linkerd's io.l5d.replace: the addresses stay, the name is the configured
+// one, so every bound name shares one client (and its metrics).
+class ReplaceTransformer final : public Transformer {
+ public:
+  explicit ReplaceTransformer(dtab::Path path) : path_(std::move(path)) {}
+  const dtab::Path& prefix() const override { return path_; }
+  dtab::Path rename(const dtab::Path&) const override { return path_; }
+  dtab::Addr apply(const std::vector<dtab::Endpoint>& endpoints, const TransformContext&) const override {
+    return dtab::Addr::bound(endpoints);
+  }
+
+ private:
+  dtab::Path path_;
+};
+
+// Linkerd's io.l5d.const: whatever was bound, requests go to `path`.
+class ConstTransformer final : public Transformer {
+ public:
+  explicit ConstTransformer(dtab::Path path) : path_(std::move(path)) {}
+  const dtab::Path& prefix() const override { return path_; }
+  dtab::Addr apply(const std::vector<dtab::Endpoint>& endpoints, const TransformContext&) const override {
+    return dtab::Addr::bound(endpoints);
+  }
+  std::optional<dtab::BoundName> replacement(const TransformContext& ctx) const override {
+    dtab::Addr addr = ctx.lookup ? ctx.lookup(path_) : dtab::Addr::failed("no namers to bind " + path_.show());
+    return dtab::BoundName{path_, {}, std::move(addr)};
+  }
+
+ private:
+  dtab::Path path_;
+};
+
 class DaemonSetTransformer final : public Transformer {
  public:
   DaemonSetTransformer(dtab::Path k8sPrefix, std::string ns, std::string port, std::string service)
@@ -158,5 +224,42 @@ std::shared_ptr<const Transformer> localNodeTransformer(std::string nodeName) {
 }
 
 std::shared_ptr<const Transformer> localhostTransformer() { return std::make_shared<LocalhostTransformer>(); }
+
+Expected<std::vector<std::string>, std::string> hostAddresses(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* list = nullptr;
+  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &list);
+  if (rc != 0) return Unexpected("cannot resolve \"" + host + "\": " + gai_strerror(rc));
+  std::set<std::string> seen;
+  std::vector<std::string> out;
+  for (addrinfo* i = list; i; i = i->ai_next) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (i->ai_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ai_addr)->sin_addr, buf, sizeof buf);
+    } else if (i->ai_family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(i->ai_addr)->sin6_addr, buf, sizeof buf);
+    } else {
+      continue;
+    }
+    if (seen.insert(buf).second) out.push_back(buf);
+  }
+  freeaddrinfo(list);
+  if (out.empty()) return Unexpected("\"" + host + "\" has no IPv4 or IPv6 address");
+  return out;
+}
+
+std::shared_ptr<const Transformer> specificHostTransformer(std::string host) {
+  return std::make_shared<SpecificHostTransformer>(std::move(host));
+}
+
+std::shared_ptr<const Transformer> replaceTransformer(dtab::Path path) {
+  return std::make_shared<ReplaceTransformer>(std::move(path));
+}
+
+std::shared_ptr<const Transformer> constTransformer(dtab::Path path) {
+  return std::make_shared<ConstTransformer>(std::move(path));
+}
 
 }  // namespace switchyard::router

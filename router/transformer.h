@@ -16,13 +16,21 @@
 //                                      on its node: the endpoints of the
 //                                      DaemonSet's service, looked up through
 //                                      the io.l5d.k8s namer, by nodeName
+//   io.l5d.specificHost {host}         only endpoints at one of that host's
+//                                      addresses (a name is resolved at start)
+//   io.l5d.replace {path}              every leaf's id becomes `path`, its
+//                                      addresses kept (one client for all)
+//   io.l5d.const {path}                the whole tree becomes `path`, bound
+//                                      through the namers (/$/inet/...)
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "dtab/addr.h"
+#include "dtab/expected.h"
 #include "dtab/name.h"
 #include "dtab/name_tree.h"
 #include "dtab/path.h"
@@ -42,10 +50,17 @@ class Transformer {
   virtual const dtab::Path& prefix() const = 0;
   // Only Bound addrs are given; the result may be any Addr.
   virtual dtab::Addr apply(const std::vector<dtab::Endpoint>& endpoints, const TransformContext& ctx) const = 0;
+  // A transformed leaf's id: the prefix before the old one, unless the
+  // transformer names leaves itself (io.l5d.replace).
+  virtual dtab::Path rename(const dtab::Path& id) const { return prefix() + id; }
+  // One name in place of the whole tree, for a transformer that ignores
+  // what was bound (io.l5d.const); nullopt for the rest.
+  virtual std::optional<dtab::BoundName> replacement(const TransformContext&) const { return std::nullopt; }
 };
 
-// Every leaf through each transformer in turn. Leaves that are not bound to
-// addresses (pending, negative, failed) keep their Addr but get the prefix.
+// The tree through each transformer in turn, every leaf renamed and its
+// addresses rewritten. Leaves that are not bound to addresses (pending,
+// negative, failed) keep their Addr but are renamed.
 dtab::NameTree<dtab::BoundName> transform(const dtab::NameTree<dtab::BoundName>& tree,
                                           const std::vector<std::shared_ptr<const Transformer>>& transformers,
                                           const TransformContext& ctx);
@@ -54,6 +69,14 @@ std::shared_ptr<const Transformer> portTransformer(std::uint16_t port);
 // `nodeName` empty: $NODE_NAME was not set; every endpoint is kept (logged).
 std::shared_ptr<const Transformer> localNodeTransformer(std::string nodeName);
 std::shared_ptr<const Transformer> localhostTransformer();
+// A host's numeric addresses, through the system's resolver (which blocks:
+// for start-up only); a numeric address is itself.
+Expected<std::vector<std::string>, std::string> hostAddresses(const std::string& host);
+// `host`: a numeric address or a name, resolved now (blocking: at start);
+// if it cannot be, every name it transforms fails, saying why.
+std::shared_ptr<const Transformer> specificHostTransformer(std::string host);
+std::shared_ptr<const Transformer> replaceTransformer(dtab::Path path);
+std::shared_ptr<const Transformer> constTransformer(dtab::Path path);
 // `k8sPrefix`: where the io.l5d.k8s namer answers (/#/io.l5d.k8s).
 std::shared_ptr<const Transformer> daemonSetTransformer(dtab::Path k8sPrefix, std::string ns, std::string port,
                                                         std::string service);

@@ -499,6 +499,52 @@ routers:
         b.stop()
 
 
+def test_specific_host_replace_and_const_transformers(c):
+    port = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=port)
+    b = Backend("b", host="127.0.0.2", port=port)
+    const = Backend("const")
+    api = K8sApiServer()
+    api.start()
+    service(api, ["127.0.0.1", "127.0.0.2"], port)
+    service(api, ["127.0.0.1", "127.0.0.2"], port, name="web2")
+
+    def router(transformers):
+        return Router(BINARY, """admin: {port: 0}
+namers:
+- {kind: io.l5d.k8s, port: %d}
+routers:
+- protocol: http
+  label: out
+  interpreter:
+    kind: default
+    transformers:
+%s
+  dtab: /svc => /#/io.l5d.k8s/default/http;
+  servers: [{port: 0}]
+""" % (api.port, transformers))
+    by_ip = router("    - {kind: io.l5d.specificHost, host: 127.0.0.2}")
+    by_name = router("    - {kind: io.l5d.specificHost, host: localhost}")
+    replaced = router("    - {kind: io.l5d.replace, path: /#/shared}")
+    constant = router("    - {kind: io.l5d.const, path: /$/inet/127.0.0.1/%d}" % const.port)
+    try:
+        c.eq(set(answers(by_ip, "web", 20)), {"b"}, "io.l5d.specificHost keeps only the endpoints at that address")
+        c.eq(set(answers(by_name, "web", 20)), {"a"}, "a host name is resolved first (localhost: 127.0.0.1)")
+        got = set(answers(replaced, "web", 10) + answers(replaced, "web2", 10))
+        c.eq(got, {"a", "b"}, "io.l5d.replace keeps the addresses")
+        m = json.loads(http("GET", replaced.admin_url("/admin/metrics.json"))[2])
+        c.eq(m.get("rt/out/client/#/shared/requests"), 20,
+             "and both services share the one client it names: %s" % [k for k in m if "/client/" in k][:4])
+        c.eq(answers(constant, "web", 3) + answers(constant, "nosuch"), ["const"] * 4,
+             "io.l5d.const sends everything to its path, even a name that binds to nothing")
+    finally:
+        for r in (by_ip, by_name, replaced, constant):
+            r.stop()
+        api.stop()
+        for x in (a, b, const):
+            x.stop()
+
+
 TESTS = [
     test_endpoints_follow_changes_under_traffic,
     test_missing_port_and_deleted_service,
@@ -508,6 +554,7 @@ TESTS = [
     test_endpoint_slices,
     test_numbered_port_is_the_service_port,
     test_in_cluster_https_with_the_service_account,
+    test_specific_host_replace_and_const_transformers,
 ]
 
 if __name__ == "__main__":
