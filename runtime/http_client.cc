@@ -35,7 +35,7 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
       if (request_.tls) {
         auto session = TlsSession::client(*request_.tls, request_.tlsServerName);
         if (!session) {
-          finish(session.error());
+          finish("TLS with " + request_.tlsServerName + ": " + session.error());
           return;
         }
         tls_ = std::move(*session);
@@ -60,43 +60,35 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
   }
 
   void onData(std::string_view received) override {
+    if (!tls_) {
+      parse(received);
+      return;
+    }
     auto alive = alive_;
     std::string plain;
-    std::string_view data = received;
-    if (tls_) {
-      auto err = tls_->receive(received, plain);
-      flushTls();
-      if (err) {
-        finish("TLS with " + request_.tlsServerName + ": " + *err);
-        return;
-      }
-      data = plain;
+    auto err = tls_->receive(received, plain);
+    flushTls();
+    if (err) {
+      finish("TLS with " + request_.tlsServerName + ": " + *err);
+      return;
     }
-    while (!data.empty() && !done_) {
-      auto r = parser_->feed(data);
-      if (!*alive) return;
-      if (r.status == Http1Parser::Status::Error) {
-        finish("invalid response: " + r.error);
-        return;
-      }
-      data.remove_prefix(r.consumed);
-      if (r.status == Http1Parser::Status::NeedMore) return;
-      if (r.status == Http1Parser::Status::Upgrade) {
-        finish("unexpected protocol upgrade");
-        return;
-      }
-      // A message ended: an interim (1xx) answer lets the parser go on.
-      if (status_ >= 200 || status_ == 0) {
-        finish(std::nullopt);
-        return;
-      }
-    }
+    parse(plain);
+    // close_notify: the peer is done, whether or not TCP closes too.
+    if (*alive && !done_ && tls_->closedByPeer()) onClosed("");
   }
 
   void onClosed(const std::string& error) override {
     if (done_) return;
     auto alive = alive_;
-    if (parser_ && parser_->inMessage() && status_ != 0) {
+    if (tls_ && !tls_->established()) {
+      finish("TLS with " + request_.tlsServerName + ": the connection closed during the handshake" +
+             (error.empty() ? "" : ": " + error));
+      return;
+    }
+    // Over TLS a body may end with the connection only after close_notify;
+    // a bare TCP close could be a cut-off response.
+    bool closeEndsBody = !tls_ || tls_->closedByPeer();
+    if (closeEndsBody && parser_ && parser_->inMessage() && status_ != 0) {
       auto r = parser_->finish();  // a body delimited by the close
       if (!*alive || done_) return;
       if (r.status == Http1Parser::Status::MessageEnd) {
@@ -118,6 +110,30 @@ class HttpCall::Impl final : public TcpStream::Handler, public Http1Parser::Hand
   void onMessageEnd() override {}
 
  private:
+  // Response bytes (plaintext) through the parser.
+  void parse(std::string_view data) {
+    auto alive = alive_;
+    while (!data.empty() && !done_) {
+      auto r = parser_->feed(data);
+      if (!*alive) return;
+      if (r.status == Http1Parser::Status::Error) {
+        finish("invalid response: " + r.error);
+        return;
+      }
+      data.remove_prefix(r.consumed);
+      if (r.status == Http1Parser::Status::NeedMore) return;
+      if (r.status == Http1Parser::Status::Upgrade) {
+        finish("unexpected protocol upgrade");
+        return;
+      }
+      // A message ended: an interim (1xx) answer lets the parser go on.
+      if (status_ >= 200 || status_ == 0) {
+        finish(std::nullopt);
+        return;
+      }
+    }
+  }
+
   void send(std::string bytes) {
     if (!tls_) {
       stream_->write(std::move(bytes));

@@ -110,6 +110,9 @@ std::string TlsSession::failure(int ret, const char* during) {
 }
 
 std::optional<std::string> TlsSession::advance(std::string& plain) {
+  // SSL_get_error reads the thread's error queue: what another session on
+  // this thread left there must not be taken for this one's failure.
+  ERR_clear_error();
   SSL* ssl = sslOf(ssl_);
   if (!established_) {
     int r = SSL_do_handshake(ssl);
@@ -157,6 +160,7 @@ std::optional<std::string> TlsSession::send(std::string_view plain) {
     pending_.append(plain);
     return std::nullopt;
   }
+  ERR_clear_error();
   while (!plain.empty()) {
     int n = SSL_write(sslOf(ssl_), plain.data(), static_cast<int>(std::min<std::size_t>(plain.size(), 1 << 30)));
     if (n <= 0) return failure(n, "while writing");

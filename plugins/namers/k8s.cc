@@ -2,18 +2,13 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <tuple>
 
 #include "namer/want.h"
-#include "runtime/http_client.h"
+#include "plugins/k8s/api.h"
 #include "runtime/http_server.h"
-#include "runtime/timer.h"
-#include "runtime/tls.h"
 
 namespace switchyard::plugins {
 namespace {
@@ -25,16 +20,10 @@ using dtab::NameTree;
 using dtab::Path;
 using nlohmann::json;
 
-constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
-
 struct Settings {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 8001;
+  k8s::ApiSettings api;
   std::string labelSelector;
   bool endpointSlices = false;
-  // In-cluster: HTTPS with the service account's CA and token.
-  std::shared_ptr<const runtime::TlsClientContext> tls;
-  std::string tokenFile;
 };
 
 // The three kinds of object the namer reads. Endpoints or EndpointSlices
@@ -204,6 +193,13 @@ State merge(const std::map<std::string, Parsed>& objects) {
   return s;
 }
 
+// Namespaces and Service names are DNS labels; anything else (from a Host
+// header, say) names nothing, and must not reach a selector.
+bool isDnsLabel(const std::string& s) {
+  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+}
+
 bool isNumber(const std::string& s) {
   return !s.empty() && s.size() <= 5 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -223,6 +219,7 @@ class Snapshot final : public dtab::Namer {
     if (residual.size() < 3) return NameTree<Name>::neg();
     const std::string& ns = residual[0];
     const std::string& svc = residual[2];
+    if (!isDnsLabel(ns) || !isDnsLabel(svc)) return NameTree<Name>::neg();
     BoundName bound{prefix_ + residual.take(3), residual.drop(3), Addr::pending()};
     const State* addresses = find(addressKey(ns, svc));
     if (!addresses) return NameTree<Name>::leaf(std::move(bound));
@@ -238,6 +235,10 @@ class Snapshot final : public dtab::Namer {
       // on it) the number is taken as the endpoints' own port.
       const State* service = find(serviceKey(ns, svc));
       if (!service) return NameTree<Name>::leaf(std::move(bound));
+      if (!service->known) {
+        bound.addr = Addr::failed(service->error);
+        return NameTree<Name>::leaf(std::move(bound));
+      }
       auto target = service->merged.targets.find(port);
       if (target != service->merged.targets.end()) port = target->second;
     }
@@ -276,23 +277,17 @@ class K8sHost final : public namer::NamerHost {
   }
 
   void start(runtime::Loop& loop, std::function<void()> onChange) override {
-    loop_ = &loop;
     onChange_ = std::move(onChange);
-    auto addr = runtime::SocketAddress::parse(settings_.host, settings_.port);
-    if (!addr) {
-      std::fprintf(stderr, "switchyard: %s: %s\n", ctx_.prefix.show().c_str(), addr.error().c_str());
-      return;
-    }
-    addr_ = *addr;
+    api_ = std::make_unique<k8s::ApiClient>(loop, settings_.api);
     want_ = namer::makeWant(loop, alive_, [this](const std::string& key) {
       if (watches_.count(key) || watches_.size() >= kMaxWatches) return;
       auto first = key.find('/');
       auto second = key.find('/', first + 1);
       Kind kind = key[0] == 's' ? Kind::Services : settings_.endpointSlices ? Kind::EndpointSlices : Kind::Endpoints;
-      auto w = std::make_unique<Watch>(*loop_, kind, key.substr(first + 1, second - first - 1), key.substr(second + 1));
+      auto w = std::make_unique<Watch>(kind, key.substr(first + 1, second - first - 1), key.substr(second + 1));
       Watch& ref = *w;
       watches_.emplace(key, std::move(w));
-      list(ref, key);
+      follow(ref);
     });
     publish();
     onChange_();
@@ -302,42 +297,17 @@ class K8sHost final : public namer::NamerHost {
 
  private:
   static constexpr std::size_t kMaxWatches = 20'000;
-  static constexpr std::uint64_t kTokenRefreshMs = 60'000;
 
-  // One list-then-watch query: the objects of one kind that make up one
-  // service (one Endpoints, its EndpointSlices, or its Service).
+  // The objects of one kind that make up one service (one Endpoints, its
+  // EndpointSlices, or its Service), as the API last described them.
   struct Watch {
-    Watch(runtime::Loop& loop, Kind k, std::string n, std::string s)
-        : kind(k), ns(std::move(n)), name(std::move(s)), retry(loop) {}
+    Watch(Kind k, std::string n, std::string s) : kind(k), ns(std::move(n)), name(std::move(s)) {}
     Kind kind;
     std::string ns, name;
     std::map<std::string, Parsed> objects;  // by metadata.name
     State state;
-    std::string resourceVersion;
-    std::unique_ptr<runtime::HttpCall> call;
-    int status = 0;
-    std::string buffer;
-    int failures = 0;
-    bool relist = false;  // the watch said 410: list again
-    std::uint64_t watchStartMs = 0;
-    std::uint64_t gen = 0;  // bumped when a call is dropped: its late callbacks are ignored
-    runtime::Timer retry;
+    std::unique_ptr<k8s::ListWatch> listWatch;
   };
-
-  std::string where() const {
-    return (settings_.tls ? "https://" : "http://") + authority();
-  }
-
-  std::string authority() const {
-    bool v6 = settings_.host.find(':') != std::string::npos;
-    return (v6 ? "[" + settings_.host + "]" : settings_.host) + ":" + std::to_string(settings_.port);
-  }
-
-  // The watch a callback belongs to, unless it was dropped since.
-  Watch* find(const std::string& k, std::uint64_t gen) {
-    auto it = watches_.find(k);
-    return it != watches_.end() && it->second->gen == gen ? it->second.get() : nullptr;
-  }
 
   std::string collection(const Watch& w) const {
     std::string ns = runtime::percentEncode(w.ns);
@@ -359,209 +329,46 @@ class K8sHost final : public namer::NamerHost {
     return q;
   }
 
-  runtime::HttpCall::Request request(std::string target) {
-    runtime::HttpCall::Request req;
-    req.target = std::move(target);
-    req.host = authority();
-    req.headers.add("Accept", "application/json");
-    if (settings_.tls) {
-      req.tls = settings_.tls;
-      req.tlsServerName = settings_.host;
-      std::string token = bearerToken();
-      if (!token.empty()) req.headers.add("Authorization", "Bearer " + token);
-    }
-    return req;
-  }
-
-  // The service account's token, read again now and then: the kubelet
-  // rotates projected tokens in place.
-  std::string bearerToken() {
-    std::uint64_t now = loop_->nowMs();
-    if (tokenReadMs_ != 0 && now - tokenReadMs_ < kTokenRefreshMs) return token_;
-    tokenReadMs_ = now;
-    std::ifstream in(settings_.tokenFile);
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string token = text.str();
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
-    if (!in || token.empty()) {
-      std::fprintf(stderr, "switchyard: %s: cannot read the service account token %s; keeping the last one\n",
-                   ctx_.prefix.show().c_str(), settings_.tokenFile.c_str());
-    } else {
-      token_ = std::move(token);
-    }
-    return token_;
-  }
-
-  void drop(Watch& w) {
-    ++w.gen;
-    if (!w.call) return;
-    std::shared_ptr<runtime::HttpCall> old(std::move(w.call));
-    loop_->defer([old] {});
-  }
-
-  // The service's current objects and the resourceVersion to watch from.
-  void list(Watch& w, const std::string& k) {
-    drop(w);
-    auto req = request(collection(w) + "?" + query(w));
-    req.timeoutMs = 10'000;
-    w.call = runtime::fetch(
-        *loop_, *addr_, std::move(req), [this, alive = alive_, k, gen = w.gen](Expected<runtime::HttpResult, std::string> r) {
-          if (!*alive) return;
-          Watch* wp = find(k, gen);
-          if (!wp) return;
-          Watch& cur = *wp;
-          drop(cur);
-          if (!r) return failed(cur, k, r.error());
-          if (r->status != 200) {
-            if (r->status == 401) tokenReadMs_ = 0;  // perhaps rotated: read it again
-            return failed(cur, k, std::string("listing ") + kindName(cur.kind) + " answered " + std::to_string(r->status));
-          }
-          auto j = json::parse(r->body, nullptr, false);
-          const json* items = member(j, "items");
-          if (!items || !(items->is_array() || items->is_null())) {
-            return failed(cur, k, std::string("the ") + kindName(cur.kind) + " list is not a list");
-          }
-          const json* meta = member(j, "metadata");
-          cur.resourceVersion = meta ? stringAt(*meta, "resourceVersion") : std::string();
-          cur.objects.clear();
-          if (items->is_array()) {
-            for (const auto& obj : *items) {
-              const json* m = member(obj, "metadata");
-              if (m) cur.objects[stringAt(*m, "name")] = parse(cur.kind, obj);
-            }
-          }
-          changed(cur);
-          cur.relist = false;
-          watch(cur, k);
-        });
-  }
-
-  // Every change after resourceVersion, as newline-delimited events.
-  void watch(Watch& w, const std::string& k) {
-    drop(w);
-    // The server ends the watch after timeoutSeconds and it is reopened; a
-    // connection that went silent (half-open) is given up a little later.
-    auto req = request(collection(w) + "?" + query(w) +
-                       "&watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=" +
-                       runtime::percentEncode(w.resourceVersion));
-    req.timeoutMs = 330'000;
-    w.watchStartMs = loop_->nowMs();
-    runtime::HttpCall::Handler h;
-    std::uint64_t gen = w.gen;
-    w.status = 0;
-    w.buffer.clear();
-    h.onHead = [this, alive = alive_, k, gen](const runtime::ResponseHead& head) {
-      if (!*alive) return;
-      Watch* wp = find(k, gen);
-      if (!wp) return;
-      wp->status = head.status;
-      if (head.status == 200) {
-        if (wp->failures > 0) {
-          std::fprintf(stderr, "switchyard: %s: %s %s/%s: watching again\n", ctx_.prefix.show().c_str(),
-                       kindName(wp->kind), wp->ns.c_str(), wp->name.c_str());
-        }
-        wp->failures = 0;
+  void follow(Watch& w) {
+    k8s::ListWatch::Handler h;
+    Watch* wp = &w;  // watches are never removed while the host lives
+    h.onList = [this, wp](const json& items) {
+      wp->objects.clear();
+      for (const auto& obj : items) {
+        const json* m = member(obj, "metadata");
+        if (m) wp->objects[stringAt(*m, "name")] = parse(wp->kind, obj);
       }
+      update(*wp, merge(wp->objects));
     };
-    h.onBody = [this, alive = alive_, k, gen](std::string_view data) {
-      if (!*alive) return;
-      Watch* wp = find(k, gen);
-      if (!wp) return;
-      Watch& cur = *wp;
-      if (cur.status != 200) return;
-      cur.buffer.append(data);
-      std::size_t nl;
-      while ((nl = cur.buffer.find('\n')) != std::string::npos) {
-        std::string line = cur.buffer.substr(0, nl);
-        cur.buffer.erase(0, nl + 1);
-        onEvent(cur, k, line);
-        if (!*alive || cur.gen != gen) return;
-      }
-    };
-    h.onDone = [this, alive = alive_, k, gen](std::optional<std::string> error) {
-      if (!*alive) return;
-      Watch* wp = find(k, gen);
-      if (!wp) return;
-      Watch& cur = *wp;
-      drop(cur);
-      if (cur.status == 410) cur.relist = true;
-      if (cur.relist) return failed(cur, k, "the watch's resourceVersion is too old (410): listing again");
-      if (error) return failed(cur, k, *error);
-      if (cur.status != 200) {
-        if (cur.status == 401) tokenReadMs_ = 0;
-        return failed(cur, k, std::string("watching ") + kindName(cur.kind) + " answered " + std::to_string(cur.status));
-      }
-      // The server ends watches now and then: carry on from where it was,
-      // at once unless it ended at once (then as after a failure).
-      if (loop_->nowMs() - cur.watchStartMs < 1'000) return failed(cur, k, "the watch ended as soon as it began");
-      watch(cur, k);
-    };
-    w.call = runtime::HttpCall::start(*loop_, *addr_, std::move(req), std::move(h), 2'000);
-  }
-
-  void onEvent(Watch& w, const std::string& k, const std::string& line) {
-    auto j = json::parse(line, nullptr, false);
-    std::string type = stringAt(j, "type");
-    if (type.empty()) return;
-    static const json kNone = json::object();
-    const json* found = member(j, "object");
-    const json& obj = found ? *found : kNone;
-    if (type == "ERROR") {
-      // 410: the resourceVersion is too old; anything else: start over too,
-      // after the usual backoff (an API that keeps saying so is not hammered).
-      w.relist = true;
-      drop(w);
-      std::string why = stringAt(obj, "message");
-      if (why.empty()) why = "an ERROR event";
-      loop_->defer([this, alive = alive_, k, why] {
-        auto it = watches_.find(k);
-        if (*alive && it != watches_.end()) failed(*it->second, k, "the watch said: " + why + "; listing again");
-      });
-      return;
-    }
-    const json* meta = member(obj, "metadata");
-    if (meta) {
-      std::string rv = stringAt(*meta, "resourceVersion");
-      if (!rv.empty()) w.resourceVersion = rv;
-    }
-    if (type == "BOOKMARK" || !meta) return;
-    std::string name = stringAt(*meta, "name");
-    if (type == "DELETED") {
-      w.objects.erase(name);
-    } else if (type == "ADDED" || type == "MODIFIED") {
-      w.objects[name] = parse(w.kind, obj);
-    } else {
-      return;
-    }
-    changed(w);
-  }
-
-  void failed(Watch& w, const std::string& k, const std::string& why) {
-    if (!w.state.known) {
-      // Nothing known yet: requests fail with the reason, not wait.
-      State s;
-      s.error = "the Kubernetes API at " + where() + ": " + why;
-      update(w, std::move(s));
-    } else if (w.failures == 0) {
-      std::fprintf(stderr, "switchyard: %s: %s %s/%s: %s; keeping the last state and retrying\n",
-                   ctx_.prefix.show().c_str(), kindName(w.kind), w.ns.c_str(), w.name.c_str(), why.c_str());
-    }
-    std::uint64_t delay = std::min<std::uint64_t>(200ull << std::min(w.failures, 5), 5'000);
-    ++w.failures;
-    w.retry.start(delay, [this, k] {
-      auto it = watches_.find(k);
-      if (it == watches_.end()) return;
-      Watch& x = *it->second;
-      if (x.resourceVersion.empty() || x.relist) {
-        list(x, k);
+    h.onEvent = [this, wp](const std::string& type, const json& obj) {
+      const json* m = member(obj, "metadata");
+      if (!m) return;
+      std::string name = stringAt(*m, "name");
+      if (type == "DELETED") {
+        wp->objects.erase(name);
       } else {
-        watch(x, k);
+        wp->objects[name] = parse(wp->kind, obj);
       }
-    });
+      update(*wp, merge(wp->objects));
+    };
+    h.onFailure = [this, wp](const std::string& why, bool first) {
+      if (!wp->state.known) {
+        // Nothing known yet: requests fail with the reason, not wait.
+        State s;
+        s.error = "the Kubernetes API at " + api_->where() + ": " + why;
+        update(*wp, std::move(s));
+      } else if (first) {
+        std::fprintf(stderr, "switchyard: %s: %s %s/%s: %s; keeping the last state and retrying\n",
+                     ctx_.prefix.show().c_str(), kindName(wp->kind), wp->ns.c_str(), wp->name.c_str(), why.c_str());
+      }
+    };
+    h.onRecovered = [this, wp] {
+      std::fprintf(stderr, "switchyard: %s: %s %s/%s: watching again\n", ctx_.prefix.show().c_str(),
+                   kindName(wp->kind), wp->ns.c_str(), wp->name.c_str());
+    };
+    w.listWatch = std::make_unique<k8s::ListWatch>(*api_, collection(w), query(w), std::move(h));
+    w.listWatch->start();
   }
-
-  void changed(Watch& w) { update(w, merge(w.objects)); }
 
   void update(Watch& w, State s) {
     if (s == w.state) return;
@@ -578,24 +385,14 @@ class K8sHost final : public namer::NamerHost {
 
   Settings settings_;
   namer::NamerContext ctx_;
-  runtime::Loop* loop_ = nullptr;
-  std::optional<runtime::SocketAddress> addr_;
+  std::unique_ptr<k8s::ApiClient> api_;
   std::map<std::string, std::unique_ptr<Watch>> watches_;
   std::shared_ptr<const dtab::Namer> snapshot_;
   std::shared_ptr<const namer::WantFn> want_ =
       std::make_shared<const namer::WantFn>([](const std::string&) {});
   std::function<void()> onChange_;
-  std::string token_;
-  std::uint64_t tokenReadMs_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
-
-// The service account's directory: Kubernetes mounts it at one place;
-// SWITCHYARD_K8S_SERVICEACCOUNT_DIR moves it (tests, unusual mounts).
-std::string serviceAccountDir() {
-  const char* dir = std::getenv("SWITCHYARD_K8S_SERVICEACCOUNT_DIR");
-  return dir && *dir ? dir : kServiceAccountDir;
-}
 
 }  // namespace
 
@@ -604,43 +401,7 @@ router::Plugin k8sNamer() {
       "io.l5d.k8s",
       [](runtime::ConfigReader& r) -> std::optional<Settings> {
         Settings s;
-        const char* clusterHost = std::getenv("KUBERNETES_SERVICE_HOST");
-        bool inCluster = !r.has("host") && clusterHost && *clusterHost;
-        if (inCluster) {
-          // In a pod with no host configured: the API server itself, over
-          // HTTPS, as the pod's service account.
-          s.host = clusterHost;
-          const char* clusterPort = std::getenv("KUBERNETES_SERVICE_PORT");
-          s.port = 443;
-          if (clusterPort && *clusterPort) {
-            int p = std::atoi(clusterPort);
-            if (p > 0 && p <= 65535) s.port = static_cast<std::uint16_t>(p);
-          }
-          std::string dir = serviceAccountDir();
-          auto tls = runtime::TlsClientContext::create(dir + "/ca.crt");
-          if (!tls) {
-            r.problems().error(r.path(), "in-cluster mode (no host given, KUBERNETES_SERVICE_HOST=" + s.host +
-                                             "): " + tls.error() +
-                                             "; mount the service account token or give host and port");
-          } else {
-            s.tls = *tls;
-          }
-          s.tokenFile = dir + "/token";
-          std::ifstream token(s.tokenFile);
-          if (!token) {
-            r.problems().error(r.path(), "in-cluster mode: cannot read the service account token " + s.tokenFile +
-                                             " (automountServiceAccountToken off?)");
-          }
-        } else {
-          std::string host = r.string("host", "localhost");
-          s.host = host == "localhost" ? "127.0.0.1" : host;
-        }
-        if (!runtime::SocketAddress::parse(s.host, 1)) {
-          r.problems().error(r.childPath("host"),
-                             "expected a numeric address (or localhost), got \"" + s.host +
-                                 "\": API server host names are not supported by Switchyard yet");
-        }
-        s.port = static_cast<std::uint16_t>(r.integer("port", s.port, 1, 65535));
+        s.api = k8s::ApiSettings::read(r);
         s.labelSelector = r.string("labelSelector", "");
         s.endpointSlices = r.boolean("useEndpointSlices", false);
         return s;

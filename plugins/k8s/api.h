@@ -1,0 +1,116 @@
+#pragma once
+
+// What the Kubernetes plugins share: how to reach the API server (through a
+// `kubectl proxy`, or in a pod as its service account over HTTPS) and the
+// list-then-watch loop every Kubernetes client runs. The io.l5d.k8s namer
+// watches Endpoints, EndpointSlices and Services with it; the io.l5d.k8s
+// dtab storage watches its DTab objects. Everything here runs on one loop.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+
+#include "runtime/config_reader.h"
+#include "runtime/http_client.h"
+#include "runtime/loop.h"
+#include "runtime/tcp.h"
+#include "runtime/timer.h"
+#include "runtime/tls.h"
+
+namespace switchyard::plugins::k8s {
+
+struct ApiSettings {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8001;
+  // In-cluster: HTTPS with the service account's CA and token.
+  std::shared_ptr<const runtime::TlsClientContext> tls;
+  std::string tokenFile;
+
+  // Linkerd's `host` and `port` (localhost:8001, a `kubectl proxy` beside
+  // the process). With no host and KUBERNETES_SERVICE_HOST set, as in every
+  // pod, the API server itself at KUBERNETES_SERVICE_HOST:_PORT over HTTPS,
+  // trusting the service account's ca.crt and sending its token (the
+  // account's directory is /var/run/secrets/kubernetes.io/serviceaccount, or
+  // SWITCHYARD_K8S_SERVICEACCOUNT_DIR). Problems go to `r`.
+  static ApiSettings read(runtime::ConfigReader& r);
+};
+
+class ApiClient {
+ public:
+  ApiClient(runtime::Loop& loop, ApiSettings settings);
+  runtime::Loop& loop() { return loop_; }
+  // Why the API cannot be used at all (a bad address), or nullopt.
+  const std::optional<std::string>& unusable() const { return unusable_; }
+  const runtime::SocketAddress& address() const { return *addr_; }
+  // "https://10.96.0.1:443", "http://127.0.0.1:8001": for messages.
+  std::string where() const;
+  // A request with Host, Accept and (in-cluster) TLS and the bearer token.
+  runtime::HttpCall::Request request(std::string method, std::string target, std::string body = {});
+  // The API said 401: the token may have been rotated; read it again.
+  void unauthorized() { tokenReadMs_ = 0; }
+
+ private:
+  std::string bearerToken();
+  std::string authority() const;
+
+  runtime::Loop& loop_;
+  ApiSettings settings_;
+  std::optional<runtime::SocketAddress> addr_;
+  std::optional<std::string> unusable_;
+  std::string token_;
+  std::uint64_t tokenReadMs_ = 0;
+};
+
+// One collection (or a selection of it) listed, then watched from the
+// list's resourceVersion, as Kubernetes clients do: a watch that ends is
+// reopened from the last resourceVersion seen (bookmarks included); 410
+// Gone or an ERROR event lists again; failures back off 0.2 s -> 5 s, and
+// the handler hears each one. Destroying it cancels everything: no callback
+// runs after that.
+class ListWatch {
+ public:
+  struct Handler {
+    // The whole state: a list's items (an array, possibly empty).
+    std::function<void(const nlohmann::json& items)> onList;
+    // One change: type ADDED, MODIFIED or DELETED, and the object.
+    std::function<void(const std::string& type, const nlohmann::json& object)> onEvent;
+    // A list or watch failed, and is tried again after a backoff. `first`:
+    // the first failure since it last worked.
+    std::function<void(const std::string& why, bool first)> onFailure;
+    // A watch is open again after failures.
+    std::function<void()> onRecovered;
+  };
+  // `collection`: /api/v1/namespaces/default/endpoints; `query`: selectors
+  // (fieldSelector=...&labelSelector=...), or empty.
+  ListWatch(ApiClient& api, std::string collection, std::string query, Handler handler);
+  ~ListWatch();
+  ListWatch(const ListWatch&) = delete;
+  ListWatch& operator=(const ListWatch&) = delete;
+  void start();
+
+ private:
+  void list();
+  void watch();
+  void onLine(const std::string& line);
+  void failed(const std::string& why);
+  void drop();
+  std::string target(bool watching) const;
+
+  ApiClient& api_;
+  std::string collection_, query_;
+  Handler handler_;
+  std::string resourceVersion_;
+  std::unique_ptr<runtime::HttpCall> call_;
+  int status_ = 0;
+  std::string buffer_;
+  int failures_ = 0;
+  bool relist_ = false;  // the watch said 410 (or ERROR): list again
+  std::uint64_t watchStartMs_ = 0;
+  runtime::Timer retry_;
+  std::shared_ptr<std::uint64_t> gen_ = std::make_shared<std::uint64_t>(0);  // bumped when a call is dropped
+};
+
+}  // namespace switchyard::plugins::k8s
