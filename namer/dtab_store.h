@@ -35,6 +35,7 @@ struct StoreError {
     Exists,           // 409
     VersionMismatch,  // 412
     Unavailable,      // 503: the backend cannot be reached or failed
+    Invalid,          // 400: the backend cannot hold this (a name it does not allow)
   };
   Kind kind;
   std::string message;

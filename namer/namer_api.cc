@@ -314,6 +314,7 @@ void NamerApi::write(const HttpRequest& req, const std::string& ns, std::shared_
       case StoreError::Kind::Exists: code = 409; break;
       case StoreError::Kind::VersionMismatch: code = 412; break;
       case StoreError::Kind::Unavailable: code = 503; break;
+      case StoreError::Kind::Invalid: code = 400; break;
     }
     if (code < 500) ++stats_.rejected;
     r->reply(code, "text/plain", result.error().message + "\n");

@@ -9,6 +9,7 @@
 #include "plugins/namers/fs.h"
 #include "plugins/namers/k8s.h"
 #include "plugins/storage/etcd.h"
+#include "plugins/storage/k8s.h"
 #include "router/builtin_plugins.h"
 
 namespace switchyard::plugins {
@@ -25,6 +26,7 @@ router::PluginRegistry allPlugins() {
   r.add(dnsSrvNamer());
   r.add(k8sNamer());
   r.add(etcdStorage());
+  r.add(k8sStorage());
   return r;
 }
 

@@ -1,0 +1,356 @@
+#include "plugins/storage/k8s.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "dtab/dtab.h"
+#include "namer/delegate_json.h"
+#include "namer/dtab_store.h"
+#include "plugins/k8s/api.h"
+#include "runtime/http_server.h"
+
+namespace switchyard::plugins {
+
+namespace {
+
+using nlohmann::json;
+using namer::NamespaceMap;
+using namer::StoredNamespace;
+using namer::StoreError;
+
+constexpr const char* kApiVersion = "l5d.io/v1alpha1";
+constexpr const char* kBaseAnnotation = "switchyard.io/base";
+
+struct K8sStoreSettings {
+  k8s::ApiSettings api;
+  std::string ns = "default";
+};
+
+std::string stringAt(const json& obj, const char* key) {
+  if (!obj.is_object()) return {};
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+const json& at(const json& obj, const char* key) {
+  static const json kNone;
+  if (!obj.is_object()) return kNone;
+  auto it = obj.find(key);
+  return it != obj.end() ? *it : kNone;
+}
+
+// An object's name must be a DNS subdomain: lowercase, digits, '-' and '.'.
+bool isObjectName(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(s.front()) || !alnum(s.back())) return false;
+  return std::all_of(s.begin(), s.end(), [&](char c) { return alnum(c) || c == '-' || c == '.'; });
+}
+
+// resourceVersions are opaque, but the API server's are etcd revisions:
+// where both are numbers, an older one is not applied over a newer.
+bool olderThan(const std::string& a, const std::string& b) {
+  auto num = [](const std::string& s) -> std::optional<unsigned long long> {
+    if (s.empty() || s.size() > 19 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+    return std::stoull(s);
+  };
+  auto x = num(a), y = num(b);
+  return x && y && *x < *y;
+}
+
+class K8sStore final : public namer::DtabStore {
+ public:
+  K8sStore(runtime::Loop& loop, K8sStoreSettings settings) : loop_(loop), settings_(std::move(settings)) {}
+  ~K8sStore() override {
+    *alive_ = false;
+    watch_.reset();
+    calls_.clear();
+  }
+
+  void start(std::function<void(Expected<NamespaceMap, std::string>)> ready,
+             std::function<void(const NamespaceMap&)> onChange) override {
+    onChange_ = std::move(onChange);
+    ready_ = std::move(ready);
+    api_ = std::make_unique<k8s::ApiClient>(loop_, settings_.api);
+    k8s::ListWatch::Handler h;
+    h.onList = [this](const json& items) {
+      NamespaceMap map;
+      for (const auto& obj : items) {
+        if (auto v = decode(obj)) map[stringAt(at(obj, "metadata"), "name")] = std::move(*v);
+      }
+      deletedAt_.clear();
+      bool changed = map != map_;
+      map_ = std::move(map);
+      if (auto first = std::move(ready_)) {
+        ready_ = nullptr;
+        first(map_);
+      } else if (changed && onChange_) {
+        onChange_(map_);
+      }
+    };
+    h.onEvent = [this](const std::string& type, const json& obj) {
+      const json& meta = at(obj, "metadata");
+      std::string name = stringAt(meta, "name");
+      std::string rv = stringAt(meta, "resourceVersion");
+      bool changed = type == "DELETED" ? apply(name, std::nullopt, rv) : apply(name, decode(obj), rv);
+      if (changed && onChange_) onChange_(map_);
+    };
+    h.onFailure = [this](const std::string& why, bool firstFailure) {
+      std::string what = "the Kubernetes API at " + api_->where() + ": " + why;
+      if (why.find("answered 404") != std::string::npos) {
+        what += "; is the DTab custom resource (dtabs.l5d.io) installed? kubectl apply -f k8s/namer.yaml";
+      }
+      if (auto first = std::move(ready_)) {
+        ready_ = nullptr;
+        // Retries go on, but the service will not start without a state.
+        loop_.defer([this, alive = alive_] {
+          if (*alive) watch_.reset();
+        });
+        first(Unexpected(what));
+      } else if (firstFailure) {
+        std::fprintf(stderr, "switchyard: storage io.l5d.k8s: %s; serving the last dtabs, writes fail meanwhile\n",
+                     what.c_str());
+      }
+    };
+    h.onRecovered = [] { std::fprintf(stderr, "switchyard: storage io.l5d.k8s: watching again\n"); };
+    watch_ = std::make_unique<k8s::ListWatch>(*api_, collection(), "", std::move(h));
+    watch_->start();
+  }
+
+  void create(const std::string& ns, StoredNamespace value, Done done) override {
+    if (!isObjectName(ns)) {
+      done(Unexpected(StoreError{StoreError::Kind::Invalid,
+                                 "namespace " + ns +
+                                     ": io.l5d.k8s storage keeps each namespace as a Kubernetes object, whose name "
+                                     "must be lowercase letters, digits, '-' and '.'"}));
+      return;
+    }
+    auto body = encode(ns, value, std::nullopt);
+    if (!body) {
+      done(Unexpected(StoreError{StoreError::Kind::Invalid, body.error()}));
+      return;
+    }
+    call("POST", collection(), std::move(*body), [this, ns, value, done](int status, const json& reply) mutable {
+      if (status == 201 || status == 200) return written(ns, std::move(value), reply, done);
+      if (status == 409) {
+        return done(Unexpected(StoreError{StoreError::Kind::Exists, "namespace " + ns + " already exists"}));
+      }
+      done(Unexpected(failure("creating", ns, status, reply)));
+    });
+  }
+
+  void update(const std::string& ns, StoredNamespace value, std::optional<std::string> ifVersion,
+              Done done) override {
+    put(ns, std::move(value), ifVersion, std::move(done), 0);
+  }
+
+  void remove(const std::string& ns, std::optional<std::string> ifVersion, Done done) override {
+    std::string body;
+    if (ifVersion) {
+      body = json{{"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"preconditions", {{"resourceVersion", *ifVersion}}}}
+                 .dump();
+    }
+    call("DELETE", object(ns), std::move(body), [this, ns, ifVersion, done](int status, const json& reply) {
+      if (status == 200 || status == 202) {
+        std::string rv = stringAt(at(reply, "metadata"), "resourceVersion");
+        if (apply(ns, std::nullopt, rv) && onChange_) onChange_(map_);
+        return done(std::string());
+      }
+      if (status == 404) return done(Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
+      if (status == 409) return done(Unexpected(mismatch(ns, ifVersion)));
+      done(Unexpected(failure("deleting", ns, status, reply)));
+    });
+  }
+
+  std::string describe() const override {
+    return "io.l5d.k8s " + (api_ ? api_->where() : std::string()) + " namespace " + settings_.ns;
+  }
+
+ private:
+  std::string collection() const {
+    return "/apis/l5d.io/v1alpha1/namespaces/" + runtime::percentEncode(settings_.ns) + "/dtabs";
+  }
+  std::string object(const std::string& ns) const { return collection() + "/" + runtime::percentEncode(ns); }
+
+  // A DTab object as a namespace; nullopt (and a warning) for one whose
+  // dentries are not a dtab, say one written by hand.
+  std::optional<StoredNamespace> decode(const json& obj) {
+    const json& meta = at(obj, "metadata");
+    auto dtab = namer::dtabFromJson(at(obj, "dentries").is_null() ? json::array() : at(obj, "dentries"));
+    if (!dtab) {
+      std::fprintf(stderr, "switchyard: storage io.l5d.k8s: DTab %s/%s is skipped: its dentries: %s\n",
+                   settings_.ns.c_str(), stringAt(meta, "name").c_str(), dtab.error().c_str());
+      return std::nullopt;
+    }
+    StoredNamespace v;
+    v.dtab = dtab->show();
+    v.base = stringAt(at(meta, "annotations"), kBaseAnnotation);
+    v.version = stringAt(meta, "resourceVersion");
+    return v;
+  }
+
+  Expected<std::string, std::string> encode(const std::string& ns, const StoredNamespace& value,
+                                                           std::optional<std::string> resourceVersion) const {
+    auto dtab = dtab::Dtab::parse(value.dtab);
+    if (!dtab) return Unexpected("the dtab does not parse: " + dtab.error().message());
+    json meta = {{"name", ns}, {"namespace", settings_.ns}};
+    if (!value.base.empty()) meta["annotations"] = {{kBaseAnnotation, value.base}};
+    if (resourceVersion) meta["resourceVersion"] = *resourceVersion;
+    json obj = {{"apiVersion", kApiVersion}, {"kind", "DTab"}, {"metadata", std::move(meta)},
+                {"dentries", namer::dtabToJson(*dtab)}};
+    return obj.dump();
+  }
+
+  // Custom resources take no unconditional update: without a version from
+  // the caller, the one known here goes as the precondition, and a 409 then
+  // means that copy was behind: read the object and try again.
+  void put(const std::string& ns, StoredNamespace value, std::optional<std::string> ifVersion, Done done,
+           int attempt) {
+    std::string version;
+    if (ifVersion) {
+      version = *ifVersion;
+    } else {
+      auto it = map_.find(ns);
+      if (it == map_.end()) {
+        done(Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
+        return;
+      }
+      version = it->second.version;
+    }
+    auto body = encode(ns, value, version);
+    if (!body) {
+      done(Unexpected(StoreError{StoreError::Kind::Invalid, body.error()}));
+      return;
+    }
+    call("PUT", object(ns), std::move(*body),
+         [this, ns, value, ifVersion, done, attempt](int status, const json& reply) mutable {
+           if (status == 200 || status == 201) return written(ns, std::move(value), reply, done);
+           if (status == 404) return done(Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
+           if (status == 409 && ifVersion) return done(Unexpected(mismatch(ns, ifVersion)));
+           if (status == 409 && attempt < 3) {
+             return refresh(ns, [this, ns, value = std::move(value), done, attempt](std::optional<StoreError> e) mutable {
+               if (e) return done(Unexpected(std::move(*e)));
+               put(ns, std::move(value), std::nullopt, std::move(done), attempt + 1);
+             });
+           }
+           done(Unexpected(failure("updating", ns, status, reply)));
+         });
+  }
+
+  // Reads one object into the map (ahead of the watch).
+  void refresh(const std::string& ns, std::function<void(std::optional<StoreError>)> then) {
+    call("GET", object(ns), "", [this, ns, then = std::move(then)](int status, const json& reply) {
+      if (status == 404) {
+        if (apply(ns, std::nullopt, "") && onChange_) onChange_(map_);
+        return then(StoreError{StoreError::Kind::NotFound, "no namespace " + ns});
+      }
+      if (status != 200) return then(failure("reading", ns, status, reply));
+      if (apply(ns, decode(reply), stringAt(at(reply, "metadata"), "resourceVersion")) && onChange_) onChange_(map_);
+      then(std::nullopt);
+    });
+  }
+
+  // A write the API server took: its answer is the object as stored, known
+  // here before the watch reports it (so a read after the write sees it).
+  void written(const std::string& ns, StoredNamespace value, const json& reply, const Done& done) {
+    std::string rv = stringAt(at(reply, "metadata"), "resourceVersion");
+    value.version = rv;
+    if (apply(ns, std::move(value), rv) && onChange_) onChange_(map_);
+    done(rv);
+  }
+
+  // Applies a change at `rv` unless something newer is known for `ns`.
+  bool apply(const std::string& ns, std::optional<StoredNamespace> value, const std::string& rv) {
+    auto it = map_.find(ns);
+    if (it != map_.end() && olderThan(rv, it->second.version)) return false;
+    if (auto d = deletedAt_.find(ns); d != deletedAt_.end() && olderThan(rv, d->second)) return false;
+    if (value) {
+      value->version = rv;
+      if (it != map_.end() && it->second == *value) return false;
+      map_[ns] = std::move(*value);
+      deletedAt_.erase(ns);
+      return true;
+    }
+    if (!rv.empty()) deletedAt_[ns] = rv;
+    if (it == map_.end()) return false;
+    map_.erase(it);
+    return true;
+  }
+
+  StoreError mismatch(const std::string& ns, const std::optional<std::string>& ifVersion) const {
+    auto it = map_.find(ns);
+    std::string now = it != map_.end() ? " is at version " + it->second.version + "," : " changed:";
+    return StoreError{StoreError::Kind::VersionMismatch, "namespace " + ns + now + " not " + ifVersion.value_or("")};
+  }
+
+  StoreError failure(const char* doing, const std::string& ns, int status, const json& reply) const {
+    std::string message = stringAt(reply, "message");
+    std::string why = status == 0 ? message
+                                  : "answered " + std::to_string(status) + (message.empty() ? "" : ": " + message);
+    auto kind = status == 422 || status == 400 ? StoreError::Kind::Invalid : StoreError::Kind::Unavailable;
+    return StoreError{kind, std::string(doing) + " namespace " + ns + " through the Kubernetes API at " +
+                                (api_ ? api_->where() : std::string()) + ": " + why};
+  }
+
+  // One request; `then` gets the status (0: no answer, the reason as the
+  // reply's message) and the JSON reply.
+  void call(const std::string& method, std::string target, std::string body,
+            std::function<void(int, const json&)> then) {
+    if (api_->unusable()) return then(0, json{{"message", *api_->unusable()}});
+    auto req = api_->request(method, std::move(target), std::move(body));
+    req.timeoutMs = 5'000;
+    std::uint64_t id = nextCall_++;
+    calls_[id] = runtime::fetch(loop_, api_->address(), std::move(req),
+                                [this, alive = alive_, id, then = std::move(then)](
+                                    Expected<runtime::HttpResult, std::string> r) {
+                                  if (!*alive) return;
+                                  if (auto it = calls_.find(id); it != calls_.end()) {
+                                    std::shared_ptr<runtime::HttpCall> done(std::move(it->second));
+                                    calls_.erase(it);
+                                    loop_.defer([done] {});
+                                  }
+                                  if (!r) return then(0, json{{"message", r.error()}});
+                                  if (r->status == 401) api_->unauthorized();
+                                  then(r->status, json::parse(r->body, nullptr, false));
+                                });
+  }
+
+  runtime::Loop& loop_;
+  K8sStoreSettings settings_;
+  std::unique_ptr<k8s::ApiClient> api_;
+  std::unique_ptr<k8s::ListWatch> watch_;
+  std::function<void(Expected<NamespaceMap, std::string>)> ready_;
+  std::function<void(const NamespaceMap&)> onChange_;
+  NamespaceMap map_;
+  std::map<std::string, std::string> deletedAt_;  // namespace -> the resourceVersion of its deletion
+  std::map<std::uint64_t, std::unique_ptr<runtime::HttpCall>> calls_;
+  std::uint64_t nextCall_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace
+
+router::Plugin k8sStorage() {
+  return router::storagePlugin<K8sStoreSettings>(
+      "io.l5d.k8s",
+      [](runtime::ConfigReader& r) -> std::optional<K8sStoreSettings> {
+        K8sStoreSettings s;
+        s.api = k8s::ApiSettings::read(r);
+        s.ns = r.string("namespace", s.ns);
+        if (!isObjectName(s.ns) || s.ns.find('.') != std::string::npos) {
+          r.problems().error(r.childPath("namespace"), "expected a Kubernetes namespace name, got \"" + s.ns + "\"");
+        }
+        // Namerd marked this storage experimental; the flag changes nothing here.
+        r.boolean("experimental", false);
+        return s;
+      },
+      [](const K8sStoreSettings& s, runtime::Loop& loop) -> std::unique_ptr<namer::DtabStore> {
+        return std::make_unique<K8sStore>(loop, s);
+      });
+}
+
+}  // namespace switchyard::plugins
