@@ -51,15 +51,21 @@ bool isObjectName(const std::string& s) {
 
 // resourceVersions are opaque, but the API server's are etcd revisions:
 // where both are numbers, an older one is not applied over a newer.
+std::optional<unsigned long long> revision(const std::string& s) {
+  if (s.empty() || s.size() > 19 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  return std::stoull(s);
+}
+
 bool olderThan(const std::string& a, const std::string& b) {
-  auto num = [](const std::string& s) -> std::optional<unsigned long long> {
-    if (s.empty() || s.size() > 19 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return std::nullopt;
-    }
-    return std::stoull(s);
-  };
-  auto x = num(a), y = num(b);
+  auto x = revision(a), y = revision(b);
   return x && y && *x < *y;
+}
+
+bool notNewer(const std::string& a, const std::string& b) {
+  auto x = revision(a), y = revision(b);
+  return x && y && *x <= *y;
 }
 
 class K8sStore final : public namer::DtabStore {
@@ -156,7 +162,11 @@ class K8sStore final : public namer::DtabStore {
     }
     call("DELETE", object(ns), std::move(body), [this, ns, ifVersion, done](int status, const json& reply) {
       if (status == 200 || status == 202) {
-        std::string rv = stringAt(at(reply, "metadata"), "resourceVersion");
+        // The API server answers a custom resource's delete with a Status,
+        // not the object: what was known of it is what the watch may still
+        // replay, so nothing at or before that version brings it back.
+        auto it = map_.find(ns);
+        std::string rv = it != map_.end() ? it->second.version : std::string();
         if (apply(ns, std::nullopt, rv) && onChange_) onChange_(map_);
         return done(std::string());
       }
@@ -267,7 +277,7 @@ class K8sStore final : public namer::DtabStore {
   bool apply(const std::string& ns, std::optional<StoredNamespace> value, const std::string& rv) {
     auto it = map_.find(ns);
     if (it != map_.end() && olderThan(rv, it->second.version)) return false;
-    if (auto d = deletedAt_.find(ns); d != deletedAt_.end() && olderThan(rv, d->second)) return false;
+    if (auto d = deletedAt_.find(ns); d != deletedAt_.end() && notNewer(rv, d->second)) return false;
     if (value) {
       value->version = rv;
       if (it != map_.end() && it->second == *value) return false;

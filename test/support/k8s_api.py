@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""A fixture of the Kubernetes API server's read side, for Switchyard's tests.
+"""A fixture of the Kubernetes API server, for Switchyard's tests: the read
+side of the built-in resources Switchyard watches, and reads and writes of the
+l5d.io DTab custom resource (Namerd's io.l5d.k8s dtab storage).
 
 Usage: k8s_api.py [--host 127.0.0.1] [--port 0] [--port-file FILE]
                   [--state FILE] [--token T] [--history K]
-                  [--bookmark-interval-ms N]
+                  [--bookmark-interval-ms N] [--no-crds]
                   [--tls-cert FILE --tls-key FILE]
 
 Binds HOST:PORT (port 0 = an ephemeral port), writes the bound port as one
@@ -35,8 +37,12 @@ Resources (all namespaced; JSON only)
   pods            core v1 Pod              /api/v1/...
   services        core v1 Service          /api/v1/...
   endpointslices  discovery.k8s.io/v1      /apis/discovery.k8s.io/v1/...
+  dtabs           l5d.io/v1alpha1 DTab     /apis/l5d.io/v1alpha1/...
+                  (a custom resource, list kind DTabList: see "Custom
+                  resources" below)
 
-Paths (PREFIX is /api/v1 or /apis/discovery.k8s.io/v1, R a resource above)
+Paths (PREFIX is /api/v1, /apis/discovery.k8s.io/v1 or /apis/l5d.io/v1alpha1,
+R a resource above)
   GET PREFIX/namespaces/<ns>/R            list (or watch, see below)
   GET PREFIX/R                            list across all namespaces
   GET PREFIX/namespaces/<ns>/R/<name>     get one object (`watch` is ignored
@@ -45,11 +51,17 @@ Paths (PREFIX is /api/v1 or /apis/discovery.k8s.io/v1, R a resource above)
                                           the deprecated watch paths (always a
                                           watch; the named form watches one
                                           object: Linkerd 1 uses it)
+  POST   PREFIX/namespaces/<ns>/R         create    } custom resources
+  PUT    PREFIX/namespaces/<ns>/R/<name>  update    } only (below)
+  DELETE PREFIX/namespaces/<ns>/R/<name>  delete    }
   GET /version, /healthz, /livez, /readyz
   HEAD is served like GET without a body. Other methods on API paths: 405
-  Status (the fixture is read-only to clients; tests write through the
-  control API). Unknown API paths: 404 Status "the server could not find the
-  requested resource"; paths outside /api, /apis: 404 `404 page not found`.
+  Status reason MethodNotAllowed (the built-in resources are read-only to
+  clients, tests write them through the control API; on dtabs: PATCH, PUT or
+  DELETE of a collection (deletecollection), POST to a named path or to
+  PREFIX/R, any write to a /watch/ path). Unknown API paths: 404 Status "the
+  server could not find the requested resource"; paths outside /api, /apis:
+  404 `404 page not found`.
 
 Objects
   Stored as given, with the real server's light defaulting: kind/apiVersion,
@@ -62,7 +74,8 @@ Objects
   Endpoints with no addresses has no `subsets` key (and a subset no
   `addresses`/`notReadyAddresses`); an EndpointSlice with no endpoints has
   `"endpoints": null` (likewise `"ports": null`). Writing an object identical
-  to the stored one is a no-op: no new resourceVersion, no event.
+  to the stored one is a no-op: no new resourceVersion, no event. Custom
+  resources: below.
 
 resourceVersion
   One global revision counter (like etcd's): every create, update and delete
@@ -132,21 +145,105 @@ Watches: `watch=1|true` on a list path, or a /watch/ path
     connection stays usable) after N seconds. Without it a watch stays open.
   * A client that closes its end is noticed at once and forgotten.
 
+Custom resources: dtabs.l5d.io (group l5d.io, version v1alpha1, kind DTab)
+  Served while its CustomResourceDefinition is installed (the default;
+  --no-crds, K8sApiServer(crds=False) and /_fixture/crds change that): until
+  then every /apis/l5d.io/... path answers 404 "the server could not find
+  the requested resource", as a cluster without the CRD does. Uninstalling
+  deletes every DTab (a DELETED event and a revision each) and then ends
+  their watches cleanly (terminating chunk); the control API refuses to
+  write DTabs (400) while it is uninstalled, and so does --state (exit 2).
+  Objects: {"apiVersion": "l5d.io/v1alpha1", "kind": "DTab", "metadata":
+  {...}, "dentries": [{"prefix", "dst"}], ...}; top-level fields are kept as
+  given (no schema, no pruning). The server sets metadata uid,
+  creationTimestamp, resourceVersion and generation (1 on create; +1 on an
+  update that changes anything outside metadata; the same for control-API
+  writes). Encoded as the real server encodes unstructured objects: every
+  object's keys sorted (Go's map encoding); list items keep kind/apiVersion
+  and the list's metadata always has "continue" ("" on the last page).
+  Reads, selectors (fields metadata.name, metadata.namespace), paging,
+  watches and bookmarks as for every resource; writes, like reads, need the
+  token, meet the down modes and are in the request log.
+  Client writes (body JSON; Content-Type absent or application/json, or
+  application/yaml when the body is JSON; another: 415 UnsupportedMediaType;
+  ?dryRun: 400, not supported; no managedFields are kept) answer as the real
+  server does, its checks in its order; Status messages as the real ones.
+  Every write goes through the one store: a revision and a watch event each.
+  * POST .../namespaces/<ns>/dtabs -> 201 and the stored object.
+    A body that is not a JSON object: 400 BadRequest ("couldn't get
+    version/kind; json parse error: ..."); apiVersion other than
+    l5d.io/v1alpha1: 400 "the API version in the data (V) does not match the
+    expected API version (l5d.io/v1alpha1)"; missing kind/apiVersion are
+    filled in, another kind: 422 (kind: Invalid value: "K": must be DTab);
+    metadata.namespace other than <ns>: 400 "the namespace of the provided
+    object does not match the namespace sent on the request"; uid,
+    creationTimestamp, deletionTimestamp, selfLink are wiped; generateName
+    without a name: name = generateName + 5 random characters. Then
+    validation, 422 Invalid, details {name, group "l5d.io", kind "DTab",
+    causes [{reason, message, field}]}, message `DTab.l5d.io "N" is invalid:
+    <field>: <error>` ([a, b] for several): no name -> `metadata.name:
+    Required value: name or generateName is required`; a name that is not a
+    DNS subdomain (<= 253 characters of [a-z0-9]([-a-z0-9]*[a-z0-9])?
+    (\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*) -> `metadata.name: Invalid value:
+    "Bad_Name": a lowercase RFC 1123 subdomain must consist of lower case
+    alphanumeric characters, '-' or '.', and must start and end with an
+    alphanumeric character (e.g. 'example.com', regex used for validation is
+    '...')`; a namespace that is not a DNS label likewise (metadata.namespace).
+    A non-zero integer metadata.resourceVersion: 500 (reason left out, Go's
+    StatusReasonUnknown) "resourceVersion should not be set on objects to be
+    created" (the etcd3 store's error; "0" or a non-integer is ignored).
+    Name taken: 409 AlreadyExists `dtabs.l5d.io "N" already exists`.
+  * PUT .../namespaces/<ns>/dtabs/<name> -> 200 and the stored object.
+    Decoding and apiVersion as for POST; body metadata.name absent: 400 "the
+    name of the object (<name> based on URL) was undeterminable: name must be
+    provided", different: 400 "the name of the object (B) does not match the
+    name on the URL (<name>)"; metadata.namespace different: 400 "the
+    namespace of the object (B) does not match the namespace on the request
+    (<ns>)". No such object: 404 NotFound (no create on update). A body uid
+    other than the object's: 409 Conflict (the storage precondition: "...
+    StorageError: invalid object, Code: 4, Key: /registry/l5d.io/dtabs/<ns>/
+    <name>, ..., Precondition failed: UID in precondition: ..."). No (or "0")
+    metadata.resourceVersion: 422 Invalid `dtabs.l5d.io "N" is invalid:
+    metadata.resourceVersion: Invalid value: 0x0: must be specified for an
+    update` (details kind "dtabs"); not an integer: 500 "strconv.ParseUint:
+    ..."; not the stored one: 409 Conflict `Operation cannot be fulfilled on
+    dtabs.l5d.io "N": the object has been modified; please apply your changes
+    to the latest version and try again`. Then validation as for POST. uid,
+    creationTimestamp are kept, generation as above; an identical object is
+    the no-op above (200, the stored object unchanged, no event).
+  * DELETE .../namespaces/<ns>/dtabs/<name> -> 200 and, as the real server
+    answers for custom resources (the generic store without
+    ReturnDeletedObject), a Success Status, not the object:
+      {"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success",
+       "details":{"name":N,"group":"l5d.io","kind":"dtabs","uid":U}}
+    and a DELETED event (the last state, the deletion's resourceVersion).
+    An optional body, DeleteOptions {"kind":"DeleteOptions","apiVersion":
+    "v1","preconditions":{"resourceVersion":"R","uid":"U"}} (other fields
+    ignored; finalizers and grace periods are not modelled: the object goes
+    at once). No such object: 404 NotFound. A precondition that does not
+    hold: 409 Conflict from rest.BeforeDelete, details {name, group
+    "l5d.io", kind "DTab"}: `Operation cannot be fulfilled on DTab.l5d.io
+    "N": the ResourceVersion in the precondition (R) does not match the
+    ResourceVersion in record (M). The object might have been modified` (uid:
+    `the UID in the precondition (U) does not match the UID in record (V).
+    The object might have been deleted and then recreated`).
+  * PATCH: 405 MethodNotAllowed (not served).
+
 --token T: API paths (not /version, /healthz, /livez, /readyz, /_fixture/)
   need `Authorization: Bearer T`, else 401
   {"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
    "message":"Unauthorized","reason":"Unauthorized","code":401}.
 
 --state FILE: initial objects, loaded in order at start (each takes a
-  revision): a JSON list of objects, or {"objects": [...],
-  "services": [<service specs as for PUT /_fixture/service>]}.
+  revision; DTabs only with the CRD installed): a JSON list of objects, or
+  {"objects": [...], "services": [<service specs as for PUT /_fixture/service>]}.
 
 Control API (never affected by faults or the token; JSON in, JSON out; a bad
 request gets 400 {"error": "..."})
   GET    /_fixture/state           {"resourceVersion", "compactedResourceVersion",
                                     "historySize", "historyEvents", "objects",
                                     "watchers", "down", "bookmarkIntervalMs",
-                                    "watchChunkBytes", "token", "tls",
+                                    "watchChunkBytes", "token", "crds", "tls",
                                     "tlsHandshakeFailures"}
   GET    /_fixture/objects         {"resourceVersion", "items": [every object]}
   PUT    /_fixture/objects         an object, a list of objects, or
@@ -213,6 +310,11 @@ request gets 400 {"error": "..."})
                                    watch (of R) -> {"watchers": n}
   POST   /_fixture/token           {"token": T or null}: change the required
                                    bearer token (null: none required)
+  POST   /_fixture/crds            {"installed": true|false}: install or
+                                   remove the custom resources' CRD (see
+                                   "Custom resources") -> {"installed",
+                                   "deleted": n objects, "watchesEnded": n}
+  GET    /_fixture/crds            {"installed"}
   GET    /_fixture/requests[?since=SEQ]
                                    {"next": SEQ, "requests": [{"seq", "time",
                                    "method", "path", "query" (raw), "params"
@@ -323,7 +425,7 @@ SERVICE_FIELDS = dict(META_FIELDS, **{
 
 
 class Resource:
-    def __init__(self, plural, singular, kind, group, version, fields, body_keys):
+    def __init__(self, plural, singular, kind, group, version, fields, body_keys, custom=False):
         self.plural = plural
         self.singular = singular
         self.kind = kind
@@ -334,6 +436,10 @@ class Resource:
         self.fields = fields
         self.body_keys = body_keys      # top-level keys after metadata, in Go order
         self.qualified = plural + "." + group if group else plural
+        # a custom resource (a CRD's): writable by clients, present only while
+        # the CRD is installed, served as unstructured JSON (sorted keys)
+        self.custom = custom
+        self.group_kind = kind + "." + group if group else kind
 
 
 RESOURCES = {r.plural: r for r in [
@@ -342,8 +448,10 @@ RESOURCES = {r.plural: r for r in [
     Resource("services", "service", "Service", "", "v1", SERVICE_FIELDS, ["spec", "status"]),
     Resource("endpointslices", "endpointslice", "EndpointSlice", "discovery.k8s.io", "v1",
              META_FIELDS, ["addressType", "endpoints", "ports"]),
+    Resource("dtabs", "dtab", "DTab", "l5d.io", "v1alpha1", META_FIELDS, [], custom=True),
 ]}
-API_GROUPS = {"": "v1", "discovery.k8s.io": "v1"}
+KINDS = {r.kind: r for r in RESOURCES.values()}
+API_GROUPS = {"": "v1", "discovery.k8s.io": "v1", "l5d.io": "v1alpha1"}
 
 
 def resource_by_name(text):
@@ -376,12 +484,80 @@ def resource_of(obj):
 # --------------------------------------------------------------------------
 
 def status_object(code, reason, message, details=None):
+    """A failure Status; reason None is Go's StatusReasonUnknown (""), which
+    the real encoding leaves out."""
     s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-         "message": message, "reason": reason}
+         "message": message}
+    if reason is not None:
+        s["reason"] = reason
     if details is not None:
         s["details"] = details
     s["code"] = code
     return s
+
+
+def _details(name, group, kind, **more):
+    """StatusDetails as Go encodes them (empty fields left out)."""
+    d = {}
+    if name:
+        d["name"] = name
+    if group:
+        d["group"] = group
+    if kind:
+        d["kind"] = kind
+    d.update(more)
+    return d
+
+
+def go_quote(text):
+    """Go's %q of a string (close enough: JSON string syntax)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def field_invalid(path, value, detail):
+    """A field.Invalid error: (type, field, body). value: a str (shown as Go's
+    %q) or a GoText (shown as it is)."""
+    shown = go_quote(value) if isinstance(value, str) else value.text
+    return ("FieldValueInvalid", path, "Invalid value: %s: %s" % (shown, detail))
+
+
+class GoText:
+    """A field error's bad value shown verbatim (e.g. uint64 0 is `0x0`)."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+def field_required(path, detail=""):
+    return ("FieldValueRequired", path, "Required value" + (": " + detail if detail else ""))
+
+
+def invalid_status(group_kind, group, kind, name, errors):
+    """apierrors.NewInvalid: 422 Invalid, one cause per field error."""
+    texts = []
+    for _, path, body in errors:
+        t = "%s: %s" % (path, body)
+        if t not in texts:
+            texts.append(t)
+    agg = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    causes = [{"reason": t, "message": body, "field": path} for t, path, body in errors]
+    return status_object(422, "Invalid", '%s %s is invalid: %s' % (group_kind, go_quote(name), agg),
+                         _details(name, group, kind, causes=causes))
+
+
+def conflict_status(qualified, group, kind, name, why):
+    """apierrors.NewConflict: 409 Conflict."""
+    return status_object(409, "Conflict", "Operation cannot be fulfilled on %s %s: %s"
+                         % (qualified, go_quote(name), why), _details(name, group, kind))
+
+
+def already_exists_status(res, name):
+    return status_object(409, "AlreadyExists", "%s %s already exists"
+                         % (res.qualified, go_quote(name)), _details(name, res.group, res.plural))
+
+
+OPTIMISTIC_LOCK_MSG = ("the object has been modified; please apply your changes to the latest "
+                       "version and try again")
 
 
 def not_found_status(res, name):
@@ -742,6 +918,18 @@ def normalise(obj, res, old, allocate_ip):
         meta.setdefault("creationTimestamp", now_rfc3339())
     meta.pop("resourceVersion", None)
     meta.pop("selfLink", None)
+    if res.custom:
+        # customResourceStrategy: generation 1 on create; on update the old
+        # one, plus 1 if anything but metadata changed
+        if old is None:
+            meta["generation"] = 1
+        else:
+            gen = old["metadata"].get("generation", 1)
+            body = {k: v for k, v in obj.items() if k != "metadata"}
+            old_body = {k: v for k, v in old.items() if k != "metadata"}
+            meta["generation"] = gen if body == old_body else gen + 1
+        obj["metadata"] = meta
+        return sort_keys(obj)
     obj["metadata"] = ordered(meta, META_ORDER)
     if res.plural == "endpoints":
         _normalise_endpoints(obj)
@@ -755,18 +943,81 @@ def normalise(obj, res, old, allocate_ip):
     return ordered(obj, ["kind", "apiVersion", "metadata"] + res.body_keys)
 
 
+def sort_keys(value):
+    """`value` with every object's keys sorted, as Go encodes the
+    map[string]interface{} of an unstructured (custom resource) object."""
+    if isinstance(value, dict):
+        return {k: sort_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [sort_keys(v) for v in value]
+    return value
+
+
 def with_rv(obj, rv):
     """A shallow copy of `obj` whose metadata.resourceVersion is rv."""
     out = dict(obj)
     meta = dict(obj["metadata"])
     meta["resourceVersion"] = str(rv)
-    out["metadata"] = ordered(meta, META_ORDER)
+    res = KINDS.get(obj.get("kind"))
+    if res is not None and res.custom:
+        out["metadata"] = {k: meta[k] for k in sorted(meta)}
+    else:
+        out["metadata"] = ordered(meta, META_ORDER)
     return out
 
 
 def list_item(obj):
-    """An object as it appears in a list: no kind, no apiVersion."""
+    """An object as it appears in a list: no kind, no apiVersion (a custom
+    resource's items, unstructured, keep them)."""
+    res = KINDS.get(obj.get("kind"))
+    if res is not None and res.custom:
+        return obj
     return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
+
+
+# ---- name validation (k8s.io/apimachinery/pkg/util/validation) -------------
+
+DNS_SUBDOMAIN_FMT = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+DNS_LABEL_FMT = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS_SUBDOMAIN_RE = re.compile(DNS_SUBDOMAIN_FMT)
+DNS_LABEL_RE = re.compile(DNS_LABEL_FMT)
+DNS_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '%s')" % DNS_SUBDOMAIN_FMT)
+DNS_LABEL_MSG = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
+    "used for validation is '%s')" % DNS_LABEL_FMT)
+
+
+def _mask_trailing_dash(name):
+    # apimachinery's maskTrailingDash, as it is
+    if len(name) > 1 and name.endswith("-"):
+        return name[:-2] + "a"
+    return name
+
+
+def dns_subdomain_errors(name, prefix=False):
+    """NameIsDNSSubdomain: the messages for an invalid name (none if valid)."""
+    if prefix:
+        name = _mask_trailing_dash(name)
+    errs = []
+    if len(name) > 253:
+        errs.append("must be no more than 253 characters")
+    if not DNS_SUBDOMAIN_RE.fullmatch(name):
+        errs.append(DNS_SUBDOMAIN_MSG)
+    return errs
+
+
+def dns_label_errors(name):
+    """ValidateNamespaceName (IsDNS1123Label)."""
+    errs = []
+    if len(name) > 63:
+        errs.append("must be no more than 63 characters")
+    if not DNS_LABEL_RE.fullmatch(name):
+        errs.append(DNS_LABEL_MSG)
+    return errs
 
 
 def obj_key(obj):
@@ -1326,8 +1577,10 @@ class Watcher:
         meta = {"resourceVersion": str(rv)}
         if annotations:
             meta["annotations"] = annotations
-        self.queue.put_nowait(("raw-event", {"type": "BOOKMARK", "object": {
-            "kind": self.res.kind, "apiVersion": self.res.api_version, "metadata": meta}}))
+        obj = {"kind": self.res.kind, "apiVersion": self.res.api_version, "metadata": meta}
+        if self.res.custom:
+            obj = sort_keys(obj)
+        self.queue.put_nowait(("raw-event", {"type": "BOOKMARK", "object": obj}))
 
     def describe(self):
         return {"id": self.id, "resource": self.res.plural, "namespace": self.namespace,
@@ -1384,12 +1637,14 @@ class Fixture:
     """All state; every method runs on the event loop's thread."""
 
     def __init__(self, host="127.0.0.1", port=0, token=None, history=DEFAULT_HISTORY,
-                 bookmark_interval_ms=DEFAULT_BOOKMARK_MS, tls_cert=None, tls_key=None):
+                 bookmark_interval_ms=DEFAULT_BOOKMARK_MS, tls_cert=None, tls_key=None,
+                 crds=True):
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
         self.host = host
         self.port = port
         self.token = token
+        self.crds = bool(crds)       # the custom resources' CRDs are installed
         self.tls_handshake_failures = 0
         self.ssl_context = None
         if tls_cert is not None:           # OSError/ssl.SSLError for a bad file
@@ -1463,6 +1718,7 @@ class Fixture:
         else:
             raise ValueError("state must be a list of objects or {objects, services}")
         for obj in objects:
+            self._check_installed(resource_of(obj))
             self.store.put(obj)
         for spec in services:
             self.put_service(spec)
@@ -1473,10 +1729,16 @@ class Fixture:
         for w in list(self.watchers):
             w.offer(ev)
 
+    def _check_installed(self, res):
+        if res.custom and not self.crds:
+            raise ValueError("%s: the CustomResourceDefinition %s is not installed "
+                             "(POST /_fixture/crds {\"installed\": true})"
+                             % (res.kind, res.qualified))
+
     def put_objects(self, objs):
         # validate everything first so a bad list changes nothing
         for obj in objs:
-            resource_of(obj)
+            self._check_installed(resource_of(obj))
         results = []
         for obj in objs:
             stored, changed = self.store.put(obj)
@@ -1520,6 +1782,27 @@ class Fixture:
         self.store.compact(upto, history_size)
         return self.state()
 
+    def set_crds(self, installed):
+        """Installs or removes the CRDs of the custom resources (dtabs). On
+        removal, as when a CRD is deleted, every custom object is deleted
+        (DELETED to watchers, a revision each), then the custom resources'
+        watches end cleanly, and their paths answer 404 from then on."""
+        if not isinstance(installed, bool):
+            raise ValueError("installed must be true or false")
+        deleted = ended = 0
+        if self.crds and not installed:
+            self.crds = False
+            for key in sorted(k for k in self.store.objects if RESOURCES[k[0]].custom):
+                self.store.delete(*key)
+                deleted += 1
+            for w in list(self.watchers):
+                if w.res.custom:
+                    self.watchers.discard(w)
+                    w.queue.put_nowait(("end",))
+                    ended += 1
+        self.crds = installed
+        return {"installed": self.crds, "deleted": deleted, "watchesEnded": ended}
+
     def state(self):
         return {"resourceVersion": str(self.store.rv),
                 "compactedResourceVersion": str(self.store.compacted),
@@ -1531,6 +1814,7 @@ class Fixture:
                 "bookmarkIntervalMs": self.bookmark_ms,
                 "watchChunkBytes": self.chunk_bytes,
                 "token": self.token is not None,
+                "crds": self.crds,
                 "tls": self.ssl_context is not None,
                 "tlsHandshakeFailures": self.tls_handshake_failures}
 
@@ -1825,13 +2109,23 @@ class Fixture:
         if not rest or len(rest) > 2:
             raise ApiError(NO_SUCH_RESOURCE)
         res = RESOURCES.get(rest[0])
-        if res is None or res.group != group:
+        if res is None or res.group != group or (res.custom and not self.crds):
             raise ApiError(NO_SUCH_RESOURCE)
         name = rest[1] if len(rest) == 2 else None
         if name is not None and namespace is None:
             raise ApiError(NO_SUCH_RESOURCE)
         if req.method not in ("GET", "HEAD"):
-            raise ApiError(METHOD_NOT_ALLOWED)
+            if not res.custom or watch_path:
+                raise ApiError(METHOD_NOT_ALLOWED)
+            if req.method == "POST" and name is None:
+                status, doc = self.api_create(res, namespace, req)
+            elif req.method == "PUT" and name is not None:
+                status, doc = self.api_update(res, namespace, name, req)
+            elif req.method == "DELETE" and name is not None:
+                status, doc = self.api_delete(res, namespace, name, req)
+            else:                         # PATCH, deletecollection, ...: not served
+                raise ApiError(METHOD_NOT_ALLOWED)
+            return await self._send_json(conn, req, status, doc)
 
         if watch_path or (name is None and req.method == "GET" and
                           parse_bool(req.params, "watch")):
@@ -1843,6 +2137,217 @@ class Fixture:
                 raise ApiError(not_found_status(res, name))
             return await self._send_json(conn, req, 200, obj)
         return await self._list(conn, req, res, namespace)
+
+    # ---- client writes (custom resources only) -------------------------
+
+    @staticmethod
+    def _write_body(req, what):
+        """The request body as a JSON object (ApiError as the real decoder
+        would answer). what: "object" or "options"."""
+        ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
+        if ctype not in ("", "application/json", "application/yaml"):
+            accepted = ("application/json, application/yaml" if what == "object" else
+                        "application/json, application/yaml, application/vnd.kubernetes.protobuf")
+            raise ApiError(status_object(
+                415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                "accepted media types include: " + accepted))
+        try:
+            doc = json.loads(req.body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            if what == "object":
+                raise bad_request("couldn't get version/kind; json parse error: %s" % e)
+            raise bad_request("json parse error: %s" % e)
+        if not isinstance(doc, dict):
+            if what == "object":
+                raise bad_request(
+                    "couldn't get version/kind; json parse error: json: cannot unmarshal %s "
+                    "into Go value of type struct { APIVersion string "
+                    r'"json:\"apiVersion,omitempty\""; Kind string "json:\"kind,omitempty\"" }'
+                    % _json_type(doc))
+            raise bad_request("json: cannot unmarshal %s into Go value of type "
+                              "v1.DeleteOptions" % _json_type(doc))
+        return doc
+
+    @staticmethod
+    def _no_dry_run(req):
+        if "dryRun" in req.params:
+            raise bad_request("dryRun is not supported by the fixture")
+
+    def _decode_custom(self, req, res):
+        """(body, metadata) of a create/update body; 400 for a wrong
+        apiVersion, as the real handler's AcceptsGroupVersion check."""
+        self._no_dry_run(req)
+        body = self._write_body(req, "object")
+        api_version = body.get("apiVersion")
+        if api_version not in (None, "", res.api_version):
+            raise bad_request("the API version in the data (%s) does not match the expected API "
+                              "version (%s)" % (api_version, res.api_version))
+        meta = body.get("metadata")
+        if meta is None:
+            meta = {}
+        if not isinstance(meta, dict):
+            raise bad_request("metadata: must be a JSON object, got %s" % _json_type(meta))
+        body = dict(body, metadata=dict(meta), apiVersion=res.api_version)
+        body.setdefault("kind", res.kind)
+        if body["kind"] in (None, ""):
+            body["kind"] = res.kind
+        return body, body["metadata"]
+
+    @staticmethod
+    def _meta_str(meta, key):
+        value = meta.get(key)
+        return value if isinstance(value, str) else ""
+
+    def _validate_custom(self, res, obj, namespace):
+        """customResourceValidator.Validate (type meta, then ObjectMeta with
+        NameIsDNSSubdomain): a list of field errors."""
+        errs = []
+        if obj.get("kind") != res.kind:
+            errs.append(field_invalid("kind", str(obj.get("kind")), "must be " + res.kind))
+        if errs:
+            return errs
+        meta = obj["metadata"]
+        name = self._meta_str(meta, "name")
+        gen_name = self._meta_str(meta, "generateName")
+        if gen_name:
+            for msg in dns_subdomain_errors(gen_name, prefix=True):
+                errs.append(field_invalid("metadata.generateName", gen_name, msg))
+        if not name:
+            errs.append(field_required("metadata.name", "name or generateName is required"))
+        else:
+            for msg in dns_subdomain_errors(name):
+                errs.append(field_invalid("metadata.name", name, msg))
+        if not namespace:
+            errs.append(field_required("metadata.namespace"))
+        else:
+            for msg in dns_label_errors(namespace):
+                errs.append(field_invalid("metadata.namespace", namespace, msg))
+        return errs
+
+    def _etcd_key(self, res, namespace, name):
+        return "/registry/%s/%s/%s/%s" % (res.group, res.plural, namespace, name)
+
+    def api_create(self, res, namespace, req):
+        """POST .../namespaces/<ns>/<custom resource>: (status, doc), or ApiError."""
+        obj, meta = self._decode_custom(req, res)
+        body_ns = self._meta_str(meta, "namespace")
+        if body_ns and namespace and body_ns != namespace:
+            raise bad_request("the namespace of the provided object does not match the "
+                              "namespace sent on the request")
+        # WipeObjectMetaSystemFields, then the request's namespace
+        for key in ("creationTimestamp", "uid", "deletionTimestamp",
+                    "deletionGracePeriodSeconds", "selfLink"):
+            meta.pop(key, None)
+        if namespace:
+            meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)
+        if not self._meta_str(meta, "name") and self._meta_str(meta, "generateName"):
+            meta["name"] = meta["generateName"] + "".join(
+                RAND_ALPHABET[b % len(RAND_ALPHABET)] for b in os.urandom(5))
+        name = self._meta_str(meta, "name")
+        errs = self._validate_custom(res, obj, namespace)
+        if errs:
+            raise ApiError(invalid_status(res.group_kind, res.group, res.kind, name, errs))
+        rv_text = meta.get("resourceVersion")
+        if isinstance(rv_text, str) and re.fullmatch(r"[0-9]{1,20}", rv_text) \
+                and int(rv_text) != 0:
+            # etcd3 store: storage.ErrResourceVersionSetOnCreate, a plain error: 500
+            raise ApiError(status_object(
+                500, None, "resourceVersion should not be set on objects to be created"))
+        if self.store.get(res.plural, namespace, name) is not None:
+            raise ApiError(already_exists_status(res, name))
+        stored, _ = self.store.put(obj)
+        return 201, stored
+
+    def api_update(self, res, namespace, name, req):
+        """PUT .../namespaces/<ns>/<custom resource>/<name>."""
+        obj, meta = self._decode_custom(req, res)
+        body_name = self._meta_str(meta, "name")
+        body_ns = self._meta_str(meta, "namespace")
+        if not body_name:
+            raise bad_request("the name of the object (%s based on URL) was undeterminable: "
+                              "name must be provided" % name)
+        if body_name != name:
+            raise bad_request("the name of the object (%s) does not match the name on the URL "
+                              "(%s)" % (body_name, name))
+        if body_ns and body_ns != namespace:
+            raise bad_request("the namespace of the object (%s) does not match the namespace "
+                              "on the request (%s)" % (body_ns, namespace))
+        meta["namespace"] = namespace
+        old = self.store.get(res.plural, namespace, name)
+        if old is None:                   # no create on update for custom resources
+            raise ApiError(not_found_status(res, name))
+        uid = self._meta_str(meta, "uid")
+        if uid and uid != old["metadata"]["uid"]:
+            # the storage precondition from the body's uid
+            raise ApiError(conflict_status(
+                res.qualified, res.group, res.plural, name,
+                "StorageError: invalid object, Code: 4, Key: %s, ResourceVersion: 0, "
+                "AdditionalErrorMsg: Precondition failed: UID in precondition: %s, UID in "
+                "object meta: %s" % (self._etcd_key(res, namespace, name), uid,
+                                     old["metadata"]["uid"])))
+        rv = meta.get("resourceVersion")
+        rv_text = rv if isinstance(rv, str) else ""
+        if rv_text and not re.fullmatch(r"[0-9]{1,20}", rv_text):
+            # APIObjectVersioner's strconv error, a plain error: 500
+            raise ApiError(status_object(
+                500, None, "strconv.ParseUint: parsing %s: invalid syntax" % go_quote(rv_text)))
+        if not rv_text or int(rv_text) == 0:
+            raise ApiError(invalid_status(
+                res.qualified, res.group, res.plural, name,
+                [field_invalid("metadata.resourceVersion", GoText("0x0"),
+                               "must be specified for an update")]))
+        if int(rv_text) != int(old["metadata"]["resourceVersion"]):
+            raise ApiError(conflict_status(res.qualified, res.group, res.plural, name,
+                                           OPTIMISTIC_LOCK_MSG))
+        errs = self._validate_custom(res, obj, namespace)
+        if errs:
+            raise ApiError(invalid_status(res.group_kind, res.group, res.kind, name, errs))
+        stored, _ = self.store.put(obj)   # identical: the stored object, no event
+        return 200, stored
+
+    def api_delete(self, res, namespace, name, req):
+        """DELETE .../namespaces/<ns>/<custom resource>/<name>."""
+        self._no_dry_run(req)
+        pre_uid = pre_rv = None
+        if req.body.strip():
+            opts = self._write_body(req, "options")
+            if opts.get("kind") not in (None, "", "DeleteOptions"):
+                raise bad_request("decoded object cannot be converted to DeleteOptions")
+            pre = opts.get("preconditions")
+            if pre is not None:
+                if not isinstance(pre, dict):
+                    raise bad_request("json: cannot unmarshal %s into Go struct field "
+                                      "DeleteOptions.preconditions of type v1.Preconditions"
+                                      % _json_type(pre))
+                pre_uid, pre_rv = pre.get("uid"), pre.get("resourceVersion")
+                for key, value in (("uid", pre_uid), ("resourceVersion", pre_rv)):
+                    if value is not None and not isinstance(value, str):
+                        raise bad_request(
+                            "json: cannot unmarshal %s into Go struct field Preconditions."
+                            "preconditions.%s of type string" % (_json_type(value), key))
+        old = self.store.get(res.plural, namespace, name)
+        if old is None:
+            raise ApiError(not_found_status(res, name))
+        om = old["metadata"]
+        # rest.BeforeDelete's early precondition check (Group/Kind, not resource)
+        if pre_uid is not None and pre_uid != om["uid"]:
+            raise ApiError(conflict_status(
+                res.group_kind, res.group, res.kind, name,
+                "the UID in the precondition (%s) does not match the UID in record (%s). The "
+                "object might have been deleted and then recreated" % (pre_uid, om["uid"])))
+        if pre_rv is not None and pre_rv != om["resourceVersion"]:
+            raise ApiError(conflict_status(
+                res.group_kind, res.group, res.kind, name,
+                "the ResourceVersion in the precondition (%s) does not match the "
+                "ResourceVersion in record (%s). The object might have been modified"
+                % (pre_rv, om["resourceVersion"])))
+        self.store.delete(res.plural, namespace, name)
+        # the generic store's finalizeDelete (ReturnDeletedObject is false for
+        # custom resources): a Success Status, details.kind being the resource
+        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                     "details": _details(name, res.group, res.plural, uid=om["uid"])}
 
     async def _list(self, conn, req, res, namespace):
         p = req.params
@@ -1915,6 +2420,10 @@ class Fixture:
             meta["remainingItemCount"] = rest
         doc = {"kind": res.list_kind, "apiVersion": res.api_version, "metadata": meta,
                "items": [list_item(o) for _, o in items]}
+        if res.custom:
+            # an UnstructuredList: metadata.continue is always there
+            meta.setdefault("continue", "")
+            doc = sort_keys(doc)
         return await self._send_json(conn, req, 200, doc)
 
     async def _watch(self, conn, req, res, namespace, name):
@@ -2013,7 +2522,7 @@ class Fixture:
                     data = to_json(item[1])
                 elif kind == "raw-line":
                     data = item[1].encode("utf-8") + b"\n"
-                elif kind == "timeout":
+                elif kind in ("timeout", "end"):
                     if chunked:
                         conn.write(b"0\r\n\r\n")
                         await conn.drain()
@@ -2137,6 +2646,12 @@ class Fixture:
             elif head == "token" and len(parts) == 1:
                 want("POST", "PUT")
                 doc = self.set_token(_opt(body, "token", None))
+            elif head == "crds" and len(parts) == 1:
+                want("GET", "POST", "PUT")
+                if m == "GET":
+                    doc = {"installed": self.crds}
+                else:
+                    doc = self.set_crds(_opt(body, "installed", None))
             elif head == "requests" and len(parts) == 1:
                 want("GET", "DELETE")
                 if m == "GET":
@@ -2164,6 +2679,21 @@ class _MethodError(Exception):
     pass
 
 
+def _json_type(value):
+    """How Go's encoding/json names a JSON value's type in its errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if value is None:
+        return "null"
+    return "object"
+
+
 def _opt(body, key, default):
     if body is None:
         return default
@@ -2189,14 +2719,17 @@ class K8sApiServer:
     Every control operation is a method here too (run on the loop thread,
     result returned): put_objects, put_object, delete_object, put_service,
     delete_service, drop_watches, compact, set_down, up,
-    set_bookmark_interval, set_chunk_bytes, inject, set_token, request_log,
-    clear_requests, watcher_info, state, all_objects."""
+    set_bookmark_interval, set_chunk_bytes, inject, set_token, set_crds,
+    request_log, clear_requests, watcher_info, state, all_objects.
+
+    crds=False starts without the custom resources' CRDs (their paths 404
+    until set_crds(True))."""
 
     def __init__(self, host="127.0.0.1", port=0, token=None, history=DEFAULT_HISTORY,
                  bookmark_interval_ms=DEFAULT_BOOKMARK_MS, state=None, tls_cert=None,
-                 tls_key=None):
+                 tls_key=None, crds=True):
         self.fixture = Fixture(host, port, token, history, bookmark_interval_ms,
-                               tls_cert, tls_key)
+                               tls_cert, tls_key, crds)
         self.initial_state = state
         self.loop = None
         self.thread = None
@@ -2313,6 +2846,9 @@ class K8sApiServer:
     def set_token(self, token):
         return self.call(self.fixture.set_token, token)
 
+    def set_crds(self, installed):
+        return self.call(self.fixture.set_crds, bool(installed))
+
     def request_log(self, since=0):
         return self.call(self.fixture.request_log, since)
 
@@ -2356,7 +2892,7 @@ async def serve(fixture, args, state_doc):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Kubernetes API server fixture (read side).")
+    p = argparse.ArgumentParser(description="Kubernetes API server fixture.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 = an ephemeral port")
     p.add_argument("--port-file", help="write the bound port here (atomically)")
@@ -2369,6 +2905,9 @@ def main(argv=None):
     p.add_argument("--tls-cert", metavar="FILE",
                    help="serve HTTPS with this PEM certificate chain (needs --tls-key)")
     p.add_argument("--tls-key", metavar="FILE", help="the PEM key of --tls-cert")
+    p.add_argument("--no-crds", action="store_true",
+                   help="start without the custom resources' CRDs (dtabs.l5d.io answers 404 "
+                        "until POST /_fixture/crds {\"installed\": true})")
     args = p.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
@@ -2382,7 +2921,8 @@ def main(argv=None):
             return 2
     try:
         fixture = Fixture(args.host, args.port, args.token, args.history,
-                          args.bookmark_interval_ms, args.tls_cert, args.tls_key)
+                          args.bookmark_interval_ms, args.tls_cert, args.tls_key,
+                          crds=not args.no_crds)
     except (OSError, ValueError) as e:      # ssl.SSLError is an OSError
         print("k8s_api.py: cannot load --tls-cert %s / --tls-key %s: %s"
               % (args.tls_cert, args.tls_key, e), file=sys.stderr)

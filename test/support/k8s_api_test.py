@@ -6,7 +6,9 @@ Usage: k8s_api_test.py [TEST_NAME ...]
 Starts the fixture as a process (`k8s_api.py --port 0 --port-file ...`) and
 checks every route, the watch semantics (initial ADDED, replay from a
 resourceVersion, selector transitions, 410 Expired, bookmarks, timeouts) and
-every fault of the control API with real HTTP clients: http.client, raw
+every fault of the control API, and the DTab custom resource (client
+create/update/delete with the real server's answers, its watch events, the
+CRD being installed or not), with real HTTP clients: http.client, raw
 sockets (a chunked-stream parser of its own, so chunk boundaries, clean ends,
 EOFs and resets are seen as they are) and curl. Also runs the fixture
 in-process once (K8sApiServer), and over TLS (in-process and as a process,
@@ -1508,6 +1510,486 @@ def test_in_process(c):
     c.check(not thread.is_alive(), "stop() ends the thread")
 
 
+# ---- the DTab custom resource (dtabs.l5d.io) --------------------------------
+
+DTABS = "/apis/l5d.io/v1alpha1/namespaces/%s/dtabs"
+DTAB_SUBDOMAIN_MSG = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    "for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+
+
+def dtab(name, dentries=None, ns=None, **meta):
+    m = {"name": name}
+    if ns is not None:
+        m["namespace"] = ns
+    m.update(meta)
+    return {"apiVersion": "l5d.io/v1alpha1", "kind": "DTab", "metadata": m,
+            "dentries": dentries if dentries is not None else
+            [{"prefix": "/svc", "dst": "/#/io.l5d.k8s/default/http"}]}
+
+
+def failure(code, reason, message, details=None):
+    s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+         "message": message}
+    if reason is not None:
+        s["reason"] = reason
+    if details is not None:
+        s["details"] = details
+    s["code"] = code
+    return s
+
+
+def sorted_keys_everywhere(value):
+    if isinstance(value, dict):
+        return list(value) == sorted(value) and all(sorted_keys_everywhere(v)
+                                                    for v in value.values())
+    if isinstance(value, list):
+        return all(sorted_keys_everywhere(v) for v in value)
+    return True
+
+
+def test_dtab_create_get_list(c):
+    ns = "dt1"
+    base = DTABS % ns
+    ctl("DELETE", "requests")
+    rv0 = current_rv()
+    body = dtab("default", annotations={"linkerd.io/owner": "namerd"}, labels={"tier": "edge"})
+    body["extra"] = {"kept": [1, {"z": 1, "a": 2}]}
+    status, doc, hdrs = jcall("POST", base, body)
+    c.eq(status, 201, "create: 201 (%s)" % doc)
+    c.eq(hdrs.get("content-type"), "application/json", "create Content-Type")
+    created = doc or {}
+    meta = created.get("metadata", {})
+    c.eq((created.get("kind"), created.get("apiVersion")), ("DTab", "l5d.io/v1alpha1"),
+         "kind/apiVersion")
+    c.eq(created.get("dentries"), body["dentries"], "dentries kept as given")
+    c.eq(created.get("extra"), {"kept": [1, {"a": 2, "z": 1}]}, "other top-level fields kept")
+    c.eq((meta.get("name"), meta.get("namespace"), meta.get("resourceVersion"),
+          meta.get("generation")), ("default", ns, str(rv0 + 1), 1),
+         "name, namespace (from the path), resourceVersion, generation 1")
+    c.check(re.fullmatch(r"[0-9a-f-]{36}", meta.get("uid", "")), "a uid: %r" % meta)
+    c.check(RFC3339.fullmatch(meta.get("creationTimestamp", "")), "a creationTimestamp")
+    c.eq((meta.get("annotations"), meta.get("labels")),
+         ({"linkerd.io/owner": "namerd"}, {"tier": "edge"}), "annotations, labels")
+    c.check(sorted_keys_everywhere(created), "unstructured: keys sorted: %r" % list(created))
+    c.eq(current_rv(), rv0 + 1, "one revision")
+
+    status, doc, _ = jcall("GET", base + "/default")
+    c.eq((status, doc), (200, created), "get")
+    # a second object, created with the namespace in the body and without kind/apiVersion
+    status, other, _ = jcall("POST", base, {"metadata": {"name": "other.v2", "namespace": ns},
+                                            "dentries": []})
+    c.eq((status, other and other["kind"], other and other["apiVersion"]),
+         (201, "DTab", "l5d.io/v1alpha1"), "kind/apiVersion filled in")
+    jcall("POST", DTABS % "dt1-b", dtab("default"))
+
+    status, doc, _ = jcall("GET", base)
+    c.eq(status, 200, "list")
+    c.eq(doc and [k for k in doc], ["apiVersion", "items", "kind", "metadata"],
+         "list keys (sorted)")
+    c.eq(doc and (doc["kind"], doc["apiVersion"], doc["metadata"]),
+         ("DTabList", "l5d.io/v1alpha1", {"continue": "", "resourceVersion": str(current_rv())}),
+         "list kind, metadata")
+    c.eq(doc and doc["items"], [created, other], "items (with kind/apiVersion), in key order")
+    status, doc, _ = jcall("GET", "/apis/l5d.io/v1alpha1/dtabs")
+    c.eq(sorted((i["metadata"]["namespace"], i["metadata"]["name"]) for i in doc["items"]
+                if i["metadata"]["namespace"].startswith("dt1")),
+         [("dt1", "default"), ("dt1", "other.v2"), ("dt1-b", "default")],
+         "all-namespaces list")
+    doc = jcall("GET", base + "?labelSelector=tier%3Dedge")[1]
+    c.eq([i["metadata"]["name"] for i in doc["items"]], ["default"], "labelSelector")
+    doc = jcall("GET", base + "?fieldSelector=metadata.name%3Dother.v2")[1]
+    c.eq([i["metadata"]["name"] for i in doc["items"]], ["other.v2"], "fieldSelector")
+    doc = jcall("GET", base + "?limit=1")[1]
+    c.eq(([i["metadata"]["name"] for i in doc["items"]], doc["metadata"].get("remainingItemCount")),
+         (["default"], 1), "limit")
+    doc = jcall("GET", base + "?limit=1&continue=" + doc["metadata"]["continue"])[1]
+    c.eq(([i["metadata"]["name"] for i in doc["items"]], doc["metadata"]["continue"]),
+         (["other.v2"], ""), "continue; the last page's continue is empty")
+    status, _, body404 = call("GET", base + "/nope")
+    c.eq((status, json.loads(body404)), (404, failure(
+        404, "NotFound", 'dtabs.l5d.io "nope" not found',
+        {"name": "nope", "group": "l5d.io", "kind": "dtabs"})), "get of an absent DTab")
+
+    # errors
+    status, doc, _ = jcall("POST", base, dtab("default"))
+    c.eq((status, doc), (409, failure(409, "AlreadyExists", 'dtabs.l5d.io "default" already exists',
+                                      {"name": "default", "group": "l5d.io", "kind": "dtabs"})),
+         "create of an existing name: 409 AlreadyExists")
+    status, doc, _ = jcall("POST", base, dtab("Bad_Name"))
+    msg = 'Invalid value: "Bad_Name": ' + DTAB_SUBDOMAIN_MSG
+    c.eq((status, doc), (422, failure(
+        422, "Invalid", 'DTab.l5d.io "Bad_Name" is invalid: metadata.name: ' + msg,
+        {"name": "Bad_Name", "group": "l5d.io", "kind": "DTab",
+         "causes": [{"reason": "FieldValueInvalid", "message": msg,
+                     "field": "metadata.name"}]})), "an invalid name: 422 Invalid")
+    for bad in ("a..b", "-a", "a-", "a_b", "x" * 254):
+        status, doc, _ = jcall("POST", base, dtab(bad))
+        c.eq((status, doc and doc["reason"]), (422, "Invalid"), "invalid name %r" % bad[:20])
+    status, doc, _ = jcall("POST", base, dtab("x" * 254))
+    c.check(doc and "must be no more than 253 characters" in doc["message"], "a too long name")
+    status, doc, _ = jcall("POST", base, {"kind": "DTab", "metadata": {}, "dentries": []})
+    c.eq((status, doc), (422, failure(
+        422, "Invalid",
+        'DTab.l5d.io "" is invalid: metadata.name: Required value: name or generateName is '
+        'required', {"group": "l5d.io", "kind": "DTab",
+                     "causes": [{"reason": "FieldValueRequired",
+                                 "message": "Required value: name or generateName is required",
+                                 "field": "metadata.name"}]})), "no name: 422")
+    status, doc, _ = jcall("POST", base, dtab("gen", generateName="gen-"))
+    c.eq(status, 201, "a name and a generateName")
+    status, doc, _ = jcall("POST", base, {"metadata": {"generateName": "auto-"}})
+    c.check(status == 201 and re.fullmatch(r"auto-[a-z0-9]{5}", doc["metadata"]["name"]),
+            "generateName: %s %r" % (status, doc and doc.get("metadata")))
+    status, doc, _ = jcall("POST", base, dtab("elsewhere", ns="dt1-b"))
+    c.eq((status, doc), (400, failure(
+        400, "BadRequest", "the namespace of the provided object does not match the namespace "
+        "sent on the request")), "a body namespace other than the path's: 400")
+    status, doc, _ = jcall("POST", base, dtab("withrv", resourceVersion="5"))
+    c.eq((status, doc), (500, failure(
+        500, None, "resourceVersion should not be set on objects to be created")),
+        "a resourceVersion on create: 500, as the etcd3 store answers")
+    status, doc, _ = jcall("POST", base, dict(dtab("wrongav"), apiVersion="l5d.io/v1"))
+    c.eq((status, doc and doc["message"]), (400, "the API version in the data (l5d.io/v1) does "
+                                                 "not match the expected API version "
+                                                 "(l5d.io/v1alpha1)"), "another apiVersion")
+    status, doc, _ = jcall("POST", base, dict(dtab("wrongkind"), kind="Dtab"))
+    c.eq((status, doc and doc["message"]),
+         (422, 'DTab.l5d.io "wrongkind" is invalid: kind: Invalid value: "Dtab": must be DTab'),
+         "another kind")
+    status, doc, _ = jcall("POST", base, "{not json")
+    c.eq((status, doc and doc["reason"]), (400, "BadRequest"), "a body that is not JSON")
+    status, doc, _ = jcall("POST", base, dtab("ct"), headers={"Content-Type": "text/plain"})
+    c.eq((status, doc and doc["reason"]), (415, "UnsupportedMediaType"), "another Content-Type")
+    status, doc, _ = jcall("POST", base, dtab("ct"),
+                           headers={"Content-Type": "application/json; charset=utf-8"})
+    c.eq(status, 201, "Content-Type application/json with a parameter")
+    status, doc, _ = jcall("POST", "/apis/l5d.io/v1alpha1/dtabs", dtab("nons"))
+    c.eq((status, doc and doc["message"]),
+         (422, 'DTab.l5d.io "nons" is invalid: metadata.namespace: Required value'),
+         "POST to the all-namespaces path")
+    status, doc, _ = jcall("POST", DTABS % "Bad_NS", dtab("x"))
+    c.check(status == 422 and doc["details"]["causes"][0]["field"] == "metadata.namespace",
+            "an invalid namespace: %s %r" % (status, doc))
+
+    log = ctl("GET", "requests")["requests"]
+    c.eq([(r["method"], r["status"]) for r in log[:2]], [("POST", 201), ("GET", 200)],
+         "writes are in the request log")
+    c.eq(ctl("GET", "objects")["items"][0]["kind"], "DTab", "control API sees DTabs")
+
+
+def test_dtab_update(c):
+    ns = "dt2"
+    base = DTABS % ns
+    created = jcall("POST", base, dtab("default"))[1]
+    rv1 = created["metadata"]["resourceVersion"]
+    upd = copy_json(created)
+    upd["dentries"] = [{"prefix": "/svc", "dst": "/#/io.l5d.k8s/prod/http"}]
+    status, doc, _ = jcall("PUT", base + "/default", upd)
+    c.eq(status, 200, "update with the current resourceVersion: 200 (%s)" % doc)
+    updated = doc or {}
+    rv2 = updated.get("metadata", {}).get("resourceVersion")
+    c.eq(int(rv2 or 0), current_rv(), "a new resourceVersion")
+    c.check(int(rv2 or 0) > int(rv1), "newer than the old one")
+    c.eq(updated.get("dentries"), upd["dentries"], "the new dentries")
+    c.eq(updated.get("metadata", {}).get("generation"), 2, "generation bumped")
+    c.eq((updated["metadata"]["uid"], updated["metadata"]["creationTimestamp"]),
+         (created["metadata"]["uid"], created["metadata"]["creationTimestamp"]),
+         "uid and creationTimestamp kept")
+    c.eq(jcall("GET", base + "/default")[1], updated, "get sees the update")
+
+    # metadata-only change: a new resourceVersion, the same generation
+    meta_only = copy_json(updated)
+    meta_only["metadata"]["annotations"] = {"note": "x"}
+    meta_only["metadata"]["generation"] = 42          # not settable
+    status, doc, _ = jcall("PUT", base + "/default", meta_only)
+    c.eq((status, doc and doc["metadata"]["generation"], doc and doc["metadata"]["annotations"]),
+         (200, 2, {"note": "x"}), "a metadata-only update keeps the generation")
+    rv3 = doc["metadata"]["resourceVersion"]
+
+    # identical: 200, nothing changes
+    before = current_rv()
+    status, same, _ = jcall("PUT", base + "/default", doc)
+    c.eq((status, same), (200, doc), "an identical update: 200 and the unchanged object")
+    c.eq(current_rv(), before, "... and no new revision")
+
+    stale = copy_json(doc)
+    stale["metadata"]["resourceVersion"] = rv1
+    stale["dentries"] = []
+    status, doc2, _ = jcall("PUT", base + "/default", stale)
+    c.eq((status, doc2), (409, failure(
+        409, "Conflict", 'Operation cannot be fulfilled on dtabs.l5d.io "default": the object has '
+        'been modified; please apply your changes to the latest version and try again',
+        {"name": "default", "group": "l5d.io", "kind": "dtabs"})),
+        "a stale resourceVersion: 409 Conflict")
+    norv = copy_json(stale)
+    del norv["metadata"]["resourceVersion"]
+    status, doc2, _ = jcall("PUT", base + "/default", norv)
+    c.eq((status, doc2), (422, failure(
+        422, "Invalid", 'dtabs.l5d.io "default" is invalid: metadata.resourceVersion: Invalid '
+        'value: 0x0: must be specified for an update',
+        {"name": "default", "group": "l5d.io", "kind": "dtabs",
+         "causes": [{"reason": "FieldValueInvalid",
+                     "message": "Invalid value: 0x0: must be specified for an update",
+                     "field": "metadata.resourceVersion"}]})),
+        "no resourceVersion: 422 Invalid")
+    c.eq(jcall("GET", base + "/default")[1]["metadata"]["resourceVersion"], rv3,
+         "failed updates change nothing")
+    status, doc2, _ = jcall("PUT", base + "/absent", dtab("absent", resourceVersion=rv3))
+    c.eq((status, doc2), (404, failure(
+        404, "NotFound", 'dtabs.l5d.io "absent" not found',
+        {"name": "absent", "group": "l5d.io", "kind": "dtabs"})), "update of an absent DTab: 404")
+    status, doc2, _ = jcall("PUT", base + "/default", dtab("other", resourceVersion=rv3))
+    c.eq((status, doc2 and doc2["message"]),
+         (400, "the name of the object (other) does not match the name on the URL (default)"),
+         "a body name other than the path's: 400")
+    status, doc2, _ = jcall("PUT", base + "/default", dtab("default", ns="dt2-x",
+                                                         resourceVersion=rv3))
+    c.eq((status, doc2 and doc2["message"]),
+         (400, "the namespace of the object (dt2-x) does not match the namespace on the request "
+               "(dt2)"), "a body namespace other than the path's: 400")
+    status, doc2, _ = jcall("PUT", base + "/default", dtab("default", resourceVersion=rv3,
+                                                         uid="not-the-uid"))
+    c.check(status == 409 and doc2["reason"] == "Conflict" and
+            "Precondition failed: UID in precondition: not-the-uid" in doc2["message"],
+            "another uid: 409 (%s %r)" % (status, doc2))
+    status, doc2, _ = jcall("PUT", base + "/default", dtab("default", resourceVersion="abc"))
+    c.eq((status, doc2), (500, failure(
+        500, None, 'strconv.ParseUint: parsing "abc": invalid syntax')),
+        "a resourceVersion that is not a number")
+    # a full replacement from a body without uid/creationTimestamp (what Namerd sends)
+    status, doc2, _ = jcall("PUT", base + "/default", dtab("default", [], resourceVersion=rv3))
+    c.eq((status, doc2 and doc2["dentries"], doc2 and doc2["metadata"].get("annotations"),
+          doc2 and doc2["metadata"]["generation"]), (200, [], None, 3),
+         "PUT replaces the object (annotations gone)")
+    status, doc2, _ = jcall("PUT", base, dtab("default", resourceVersion=rv3))
+    c.eq((status, doc2 and doc2["reason"]), (405, "MethodNotAllowed"), "PUT to the collection")
+    status, doc2, _ = jcall("PATCH", base + "/default", {"dentries": []},
+                            headers={"Content-Type": "application/merge-patch+json"})
+    c.eq((status, doc2 and doc2["reason"]), (405, "MethodNotAllowed"), "PATCH: 405")
+
+
+def copy_json(doc):
+    return json.loads(json.dumps(doc))
+
+
+def test_dtab_delete(c):
+    ns = "dt3"
+    base = DTABS % ns
+    a = jcall("POST", base, dtab("a"))[1]
+    b = jcall("POST", base, dtab("b"))[1]
+    rv_a = a["metadata"]["resourceVersion"]
+    opts = {"kind": "DeleteOptions", "apiVersion": "v1",
+            "preconditions": {"resourceVersion": "1"}}
+    status, doc, _ = jcall("DELETE", base + "/a", opts)
+    c.eq((status, doc), (409, failure(
+        409, "Conflict", 'Operation cannot be fulfilled on DTab.l5d.io "a": the ResourceVersion in '
+        'the precondition (1) does not match the ResourceVersion in record (%s). The object might '
+        'have been modified' % rv_a, {"name": "a", "group": "l5d.io", "kind": "DTab"})),
+        "a resourceVersion precondition that does not hold: 409 Conflict")
+    status, doc, _ = jcall("DELETE", base + "/a", {"preconditions": {"uid": "nope"}})
+    c.eq((status, doc and doc["message"]),
+         (409, 'Operation cannot be fulfilled on DTab.l5d.io "a": the UID in the precondition '
+               '(nope) does not match the UID in record (%s). The object might have been '
+               'deleted and then recreated' % a["metadata"]["uid"]),
+         "a uid precondition that does not hold: 409")
+    c.eq(jcall("GET", base + "/a")[0], 200, "still there")
+    before = current_rv()
+    opts["preconditions"] = {"resourceVersion": rv_a, "uid": a["metadata"]["uid"]}
+    status, doc, _ = jcall("DELETE", base + "/a", opts)
+    c.eq((status, doc), (200, {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "details": {"name": "a", "group": "l5d.io", "kind": "dtabs",
+                    "uid": a["metadata"]["uid"]}}),
+        "delete with preconditions that hold: 200 and a Success Status")
+    c.eq(current_rv(), before + 1, "one revision")
+    c.eq(jcall("GET", base + "/a")[0], 404, "gone")
+    status, doc, _ = jcall("DELETE", base + "/b")
+    c.eq((status, doc and doc["status"], doc and doc["details"]["uid"]),
+         (200, "Success", b["metadata"]["uid"]), "delete without a body")
+    status, doc, _ = jcall("DELETE", base + "/b")
+    c.eq((status, doc), (404, failure(404, "NotFound", 'dtabs.l5d.io "b" not found',
+                                      {"name": "b", "group": "l5d.io", "kind": "dtabs"})),
+         "delete of an absent DTab: 404")
+    status, doc, _ = jcall("DELETE", base)
+    c.eq((status, doc and doc["reason"]), (405, "MethodNotAllowed"), "delete of the collection")
+    c.eq(jcall("GET", base)[1]["items"], [], "empty list")
+
+
+def test_dtab_watch(c):
+    ns = "dt4"
+    base = DTABS % ns
+    jcall("POST", base, dtab("pre"))
+    rv0 = current_rv()
+    with Watch(base + "?watch=1") as w, \
+            Watch(base + "?watch=1&resourceVersion=%d" % rv0) as wrv, \
+            Watch("/apis/l5d.io/v1alpha1/watch/namespaces/dt4/dtabs/default") as wname, \
+            Watch("/apis/l5d.io/v1alpha1/dtabs?watch=1&resourceVersion=%d" % rv0) as wall:
+        c.eq(w.status, 200, "watch status")
+        ev = w.next()
+        c.eq(ev and (ev["type"], ev["object"]["metadata"]["name"]), ("ADDED", "pre"),
+             "initial ADDED")
+        c.check(wname.quiet_for(0.1), "the named watch: nothing yet")
+        created = jcall("POST", base, dtab("default"))[1]
+        upd = copy_json(created)
+        upd["dentries"] = []
+        updated = jcall("PUT", base + "/default", upd)[1]
+        same = jcall("PUT", base + "/default", updated)[1]
+        c.eq(same, updated, "a no-op update")
+        jcall("DELETE", base + "/default")
+        gone_rv = current_rv()
+        want = [("ADDED", created), ("MODIFIED", updated),
+                ("DELETED", dict(updated, metadata=dict(updated["metadata"],
+                                                        resourceVersion=str(gone_rv))))]
+        for label, s in (("list", w), ("from rv", wrv), ("named", wname), ("all", wall)):
+            evs = s.events(3)
+            c.eq([(e["type"], e["object"]) for e in evs], want,
+                 "%s watch: ADDED, MODIFIED, DELETED with their resourceVersions" % label)
+            c.check(s.quiet_for(0.1), "%s watch: no event for the no-op" % label)
+    with Watch(base + "?watch=1&resourceVersion=%d" % rv0) as w:
+        evs = w.events(3)
+        c.eq([(e["type"], e["object"]["metadata"]["resourceVersion"]) for e in evs],
+             [("ADDED", str(rv0 + 1)), ("MODIFIED", str(rv0 + 2)), ("DELETED", str(rv0 + 3))],
+             "replayed from the history")
+    with Watch(base + "?watch=1&allowWatchBookmarks=true&timeoutSeconds=1") as w:
+        ctl("POST", "bookmarks", {"intervalMs": 100})
+        try:
+            ev = w.next_of({"BOOKMARK"}, 3)
+        finally:
+            ctl("POST", "bookmarks", {"intervalMs": 1000})
+        c.eq(ev and ev["object"], {"apiVersion": "l5d.io/v1alpha1", "kind": "DTab",
+                                   "metadata": {"resourceVersion": str(current_rv())}},
+             "a DTab BOOKMARK")
+        c.eq(w.drain_to_end(5)[0], "clean", "timeoutSeconds")
+    # fixture-control writes are the same store
+    with Watch(base + "?watch=1&resourceVersion=%d" % current_rv()) as w:
+        doc = ctl("PUT", "objects", dtab("ctl", ns=ns))
+        ev = w.next()
+        c.eq(ev and (ev["type"], ev["object"]), ("ADDED", doc["results"][0]["object"]),
+             "a control-API write: an event")
+        c.eq(doc["results"][0]["object"]["metadata"]["generation"], 1, "generation 1")
+        ctl("DELETE", "objects/dtab/%s/ctl" % ns)
+        ev = w.next()
+        c.eq(ev and ev["type"], "DELETED", "a control-API delete")
+    ctl("POST", "compact", {})
+    with Watch(base + "?watch=1&resourceVersion=%d" % rv0) as w:
+        ev = w.next()
+        c.eq(ev and (ev["type"], ev["object"]["code"]), ("ERROR", 410), "410 after compaction")
+
+
+def test_dtab_read_only_builtins(c):
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        for path in ("/api/v1/namespaces/ro/endpoints", "/api/v1/namespaces/ro/endpoints/x",
+                     "/apis/discovery.k8s.io/v1/namespaces/ro/endpointslices/x",
+                     "/api/v1/namespaces/ro/services/x", "/api/v1/namespaces/ro/pods"):
+            status, doc, _ = jcall(method, path, endpoints("ro", "x", []))
+            c.eq((status, doc), (405, failure(
+                405, "MethodNotAllowed",
+                "the server does not allow this method on the requested resource", {})),
+                "%s %s" % (method, path))
+    status, doc, _ = jcall("POST", "/apis/l5d.io/v1alpha1/watch/namespaces/ro/dtabs", dtab("x"))
+    c.eq(status, 405, "a write to a /watch/ path")
+    status, doc, _ = jcall("POST", DTABS % "ro" + "/x", dtab("x"))
+    c.eq(status, 405, "POST to a named path")
+
+
+def test_dtab_crds(c):
+    api = ApiProcess("--no-crds")
+    try:
+        p = api.port
+        base = DTABS % "crd"
+        no_such = failure(404, "NotFound", "the server could not find the requested resource", {})
+        c.eq(ctl("GET", "state", p=p)["crds"], False, "state: crds false")
+        c.eq(ctl("GET", "crds", p=p), {"installed": False}, "GET crds")
+        for method, path in (("GET", base), ("GET", base + "/default"),
+                             ("GET", "/apis/l5d.io/v1alpha1/dtabs"), ("POST", base),
+                             ("PUT", base + "/default"), ("DELETE", base + "/default")):
+            status, doc, _ = jcall(method, path, dtab("default") if method != "GET" else None,
+                                   p=p)
+            c.eq((status, doc), (404, no_such), "no CRD: %s %s" % (method, path))
+        with Watch(base + "?watch=1", p=p) as w:
+            c.eq(w.status, 404, "no CRD: a watch")
+        status, doc, _ = jcall("PUT", "/_fixture/objects", dtab("x", ns="crd"), p=p)
+        c.eq(status, 400, "no CRD: the control API will not write a DTab")
+        c.eq(jcall("GET", "/api/v1/namespaces/crd/endpoints", p=p)[0], 200,
+             "built-in resources are there")
+
+        c.eq(ctl("POST", "crds", {"installed": True}, p=p),
+             {"installed": True, "deleted": 0, "watchesEnded": 0}, "install")
+        status, created, _ = jcall("POST", base, dtab("default"), p=p)
+        c.eq(status, 201, "then a create works")
+        jcall("POST", DTABS % "crd-2", dtab("other"), p=p)
+        c.eq(jcall("GET", base + "/default", p=p)[1], created, "and a get")
+        with Watch(base + "?watch=1", p=p) as w, \
+                Watch("/api/v1/namespaces/crd/endpoints?watch=1", p=p) as wep:
+            c.eq(w.next()["type"], "ADDED", "watch")
+            rv = current_rv(p)
+            doc = ctl("POST", "crds", {"installed": False}, p=p)
+            c.eq(doc, {"installed": False, "deleted": 2, "watchesEnded": 1},
+                 "uninstall deletes the DTabs and ends their watches")
+            end, evs = w.drain_to_end(5)
+            c.eq(([e["type"] for e in evs], end), (["DELETED"], "clean"),
+                 "the watch sees the DELETED, then ends cleanly")
+            if evs:
+                c.eq(evs[0]["object"]["metadata"]["resourceVersion"], str(rv + 1),
+                     "the deletion's resourceVersion")
+            c.check(wep.quiet_for(0.1) and wep.end is None, "other watches stay")
+        c.eq(current_rv(p), rv + 2, "a revision per deleted DTab")
+        c.eq(jcall("GET", base, p=p)[0], 404, "404 again")
+        ctl("POST", "crds", {"installed": True}, p=p)
+        c.eq(jcall("GET", base, p=p)[1]["items"], [], "reinstalled: empty")
+        c.eq(call("POST", "/_fixture/crds", {"installed": "yes"}, p=p)[0], 400,
+             "installed must be a boolean")
+    finally:
+        api.stop()
+
+    import k8s_api
+    with k8s_api.K8sApiServer(crds=False, bookmark_interval_ms=0) as api:
+        c.eq(jcall("GET", DTABS % "ip", p=api.port)[0], 404, "in-process, crds=False: 404")
+        c.eq(api.set_crds(True)["installed"], True, "set_crds(True)")
+        c.eq(jcall("POST", DTABS % "ip", dtab("default"), p=api.port)[0], 201,
+             "in-process create")
+        c.eq(api.put_object(dtab("two", ns="ip"))["object"]["metadata"]["generation"], 1,
+             "put_object of a DTab")
+        c.eq(api.set_crds(False)["deleted"], 2, "set_crds(False)")
+        c.eq(api.state()["crds"], False, "state()")
+
+
+def test_dtab_token_and_down(c):
+    api = ApiProcess("--token", "s3cret")
+    try:
+        p = api.port
+        base = DTABS % "tok"
+        auth = {"Authorization": "Bearer s3cret"}
+        unauthorized = failure(401, "Unauthorized", "Unauthorized")
+        c.eq(jcall("POST", base, dtab("default"), p=p)[:2], (401, unauthorized),
+             "create without the token")
+        c.eq(jcall("POST", base, dtab("default"), headers={"Authorization": "Bearer no"},
+                   p=p)[0], 401, "create with a wrong token")
+        c.eq(jcall("GET", base + "/default", headers=auth, p=p)[0], 404, "nothing written")
+        status, created, _ = jcall("POST", base, dtab("default"), headers=auth, p=p)
+        c.eq(status, 201, "create with the token")
+        upd = dict(created, dentries=[])
+        c.eq(jcall("PUT", base + "/default", upd, p=p)[0], 401, "update without the token")
+        c.eq(jcall("DELETE", base + "/default", p=p)[0], 401, "delete without the token")
+        status, doc, _ = jcall("PUT", base + "/default", upd, headers=auth, p=p)
+        c.eq(status, 200, "update with the token")
+        ctl("POST", "down", {"mode": "503"}, p=p)
+        status, doc, _ = jcall("DELETE", base + "/default", headers=auth, p=p)
+        c.eq((status, doc and doc["reason"]), (503, "ServiceUnavailable"), "a write while down")
+        ctl("POST", "up", p=p)
+        c.eq(jcall("GET", base + "/default", headers=auth, p=p)[0], 200, "not deleted")
+        c.eq(jcall("DELETE", base + "/default", headers=auth, p=p)[0], 200,
+             "delete with the token")
+        log = ctl("GET", "requests", p=p)["requests"]
+        c.eq([(r["method"], r["status"]) for r in log if r["method"] != "GET"],
+             [("POST", 401), ("POST", 401), ("POST", 201), ("PUT", 401), ("DELETE", 401),
+              ("PUT", 200), ("DELETE", 503), ("DELETE", 200)], "the request log")
+    finally:
+        api.stop()
+
+
 # ---- TLS ------------------------------------------------------------------
 
 _TLS = {}
@@ -1724,6 +2206,13 @@ TESTS = [
     test_http_details,
     test_control_errors,
     test_in_process,
+    test_dtab_create_get_list,
+    test_dtab_update,
+    test_dtab_delete,
+    test_dtab_watch,
+    test_dtab_read_only_builtins,
+    test_dtab_crds,
+    test_dtab_token_and_down,
     test_tls_in_process,
     test_tls_process,
     test_tls_options,
