@@ -20,6 +20,7 @@
 #include "plugins/registry.h"
 #include "router/builtin_plugins.h"
 #include "router/config.h"
+#include "router/namers.h"
 #include "runtime/config_node.h"
 #include "runtime/http_server.h"
 #include "runtime/signal_watch.h"
@@ -46,10 +47,7 @@ class NamerProcess {
                    router::NamerServiceConfig::kDefaultStorageDir);
       store_ = std::make_unique<namer::FileStore>(router::NamerServiceConfig::kDefaultStorageDir);
     }
-    for (const auto& n : config_.namers) {
-      if (!n.plugin.plugin->makeNamer) continue;
-      namers_.emplace_back(n.prefix, n.plugin.plugin->makeNamer(n.plugin.settings.get(), {n.prefix, config_.dns}));
-    }
+    namers_ = router::makeNamerHosts(config_.namers, config_.dns);
     if (auto hosts = namer::HostResolver::create(loop_, config_.dns)) {
       hosts_ = std::move(*hosts);
     } else {

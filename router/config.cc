@@ -245,10 +245,13 @@ std::vector<NamerConfig> readNamers(ConfigReader& r, const PluginRegistry& regis
   std::vector<NamerConfig> out;
   for (auto& n : r.list("namers")) {
     std::string prefixText;
+    std::vector<KindedConfig> transformers;
     auto k = registry.read(PluginCategory::Namer, n, std::nullopt, [&](ConfigReader& nr) {
       prefixText = nr.string("prefix", "");
       nr.ignore("experimental", "every namer here is supported as is");
-      unsupported(nr, "transformers", "namer transformers");
+      for (auto& t : nr.list("transformers")) {
+        if (auto tk = registry.read(PluginCategory::Transformer, t)) transformers.push_back(*tk);
+      }
     });
     if (!k) continue;
     if (prefixText.empty()) prefixText = "/" + k->kind;
@@ -257,7 +260,7 @@ std::vector<NamerConfig> readNamers(ConfigReader& r, const PluginRegistry& regis
       r.problems().error(n.childPath("prefix"), p.error().message());
       continue;
     }
-    out.push_back({std::move(*k), dtab::Path{"#"} + *p});
+    out.push_back({std::move(*k), dtab::Path{"#"} + *p, std::move(transformers)});
   }
   return out;
 }

@@ -43,6 +43,7 @@ struct ServerConfig {
 struct NamerConfig {
   KindedConfig plugin;
   dtab::Path prefix;  // names are /#<prefix>/..., e.g. /#/io.l5d.fs/hello
+  std::vector<KindedConfig> transformers;  // applied to every name it binds
 };
 
 struct ClientConfig {

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "router/namers.h"
 #include "runtime/http_server.h"
 #include "runtime/signal_watch.h"
 
@@ -96,10 +97,7 @@ RouterProcess::RouterProcess(Config config, runtime::ConfigNode source, const Pl
     remotes_.push_back(std::move(remote));
     plans_.push_back(std::move(plan));
   }
-  for (const auto& n : config_.namers) {
-    if (!n.plugin.plugin->makeNamer) continue;
-    namers_.emplace_back(n.prefix, n.plugin.plugin->makeNamer(n.plugin.settings.get(), {n.prefix, config_.dns}));
-  }
+  namers_ = makeNamerHosts(config_.namers, config_.dns);
   auto hosts = namer::HostResolver::create(loop_, config_.dns);
   if (hosts) {
     hosts_ = std::move(*hosts);

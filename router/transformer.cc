@@ -1,5 +1,7 @@
 #include "router/transformer.h"
 
+#include "dtab/delegator.h"
+
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -12,6 +14,28 @@
 
 namespace switchyard::router {
 
+namespace {
+
+// One leaf through one transformer.
+dtab::BoundName transformLeaf(const dtab::BoundName& leaf, const Transformer& t, const TransformContext& ctx) {
+  dtab::BoundName next = leaf;
+  next.id = t.rename(leaf.id);
+  if (next.addr.kind == dtab::Addr::Kind::Bound) next.addr = t.apply(next.addr.endpoints, ctx);
+  return next;
+}
+
+}  // namespace
+
+TransformContext namersContext(std::shared_ptr<const std::vector<dtab::NamerEntry>> namers) {
+  return TransformContext{[namers = std::move(namers)](const dtab::Path& path) {
+    dtab::Delegator d(dtab::Dtab{}, *namers);
+    auto bound = d.bind(path);
+    if (!bound) return dtab::Addr::failed(bound.error().message);
+    if (bound->isLeaf()) return bound->value().addr;
+    return bound->isNeg() ? dtab::Addr::neg() : dtab::Addr::failed("not a single name");
+  }};
+}
+
 dtab::NameTree<dtab::BoundName> transform(const dtab::NameTree<dtab::BoundName>& tree,
                                           const std::vector<std::shared_ptr<const Transformer>>& transformers,
                                           const TransformContext& ctx) {
@@ -22,14 +46,70 @@ dtab::NameTree<dtab::BoundName> transform(const dtab::NameTree<dtab::BoundName>&
       out = dtab::NameTree<dtab::BoundName>::leaf(std::move(*whole));
       continue;
     }
-    out = out.map([&](const dtab::BoundName& leaf) {
-      dtab::BoundName next = leaf;
-      next.id = t->rename(leaf.id);
-      if (next.addr.kind == dtab::Addr::Kind::Bound) next.addr = t->apply(next.addr.endpoints, ctx);
-      return next;
-    });
+    out = out.map([&](const dtab::BoundName& leaf) { return transformLeaf(leaf, *t, ctx); });
   }
   return out;
+}
+
+namespace {
+
+// A namer's snapshot with its bound leaves transformed; the context is the
+// one its host made when the snapshot was.
+class TransformedNamer final : public dtab::Namer {
+ public:
+  TransformedNamer(std::shared_ptr<const dtab::Namer> inner, std::shared_ptr<const Transformers> transformers,
+                   TransformContext ctx)
+      : inner_(std::move(inner)), transformers_(transformers), ctx_(std::move(ctx)) {}
+
+  dtab::NamerResult lookup(const dtab::Path& residual) const override {
+    auto r = inner_->lookup(residual);
+    if (!r) return r;
+    return r->map([&](const dtab::Name& name) -> dtab::Name {
+      const auto* bound = std::get_if<dtab::BoundName>(&name);
+      if (!bound) return name;
+      dtab::BoundName out = *bound;
+      for (const auto& t : *transformers_) {
+        if (auto whole = t->replacement(ctx_)) {
+          out = std::move(*whole);
+        } else {
+          out = transformLeaf(out, *t, ctx_);
+        }
+      }
+      return out;
+    });
+  }
+
+ private:
+  std::shared_ptr<const dtab::Namer> inner_;
+  std::shared_ptr<const Transformers> transformers_;
+  TransformContext ctx_;
+};
+
+class TransformingHost final : public namer::NamerHost {
+ public:
+  TransformingHost(std::unique_ptr<namer::NamerHost> inner, std::shared_ptr<const Transformers> transformers,
+                   std::function<std::vector<dtab::NamerEntry>()> baseNamers)
+      : inner_(std::move(inner)), transformers_(std::move(transformers)), baseNamers_(std::move(baseNamers)) {}
+  void start(runtime::Loop& loop, std::function<void()> onChange) override { inner_->start(loop, std::move(onChange)); }
+  std::shared_ptr<const dtab::Namer> current() const override {
+    auto namers = std::make_shared<const std::vector<dtab::NamerEntry>>(baseNamers_());
+    return std::make_shared<TransformedNamer>(inner_->current(), transformers_, namersContext(std::move(namers)));
+  }
+
+ private:
+  std::unique_ptr<namer::NamerHost> inner_;
+  std::shared_ptr<const Transformers> transformers_;
+  std::function<std::vector<dtab::NamerEntry>()> baseNamers_;
+};
+
+}  // namespace
+
+std::unique_ptr<namer::NamerHost> transformingNamer(std::unique_ptr<namer::NamerHost> inner, Transformers transformers,
+                                                   std::function<std::vector<dtab::NamerEntry>()> baseNamers) {
+  if (transformers.empty()) return inner;
+  return std::make_unique<TransformingHost>(std::move(inner),
+                                            std::make_shared<const Transformers>(std::move(transformers)),
+                                            std::move(baseNamers));
 }
 
 namespace {

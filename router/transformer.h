@@ -33,7 +33,9 @@
 #include "dtab/expected.h"
 #include "dtab/name.h"
 #include "dtab/name_tree.h"
+#include "dtab/namer.h"
 #include "dtab/path.h"
+#include "namer/namer_host.h"
 
 namespace switchyard::router {
 
@@ -43,6 +45,10 @@ namespace switchyard::router {
 struct TransformContext {
   std::function<dtab::Addr(const dtab::Path&)> lookup;
 };
+
+// Lookups through these namers alone (no dtab), as a worker's naming state
+// has them.
+TransformContext namersContext(std::shared_ptr<const std::vector<dtab::NamerEntry>> namers);
 
 class Transformer {
  public:
@@ -64,6 +70,16 @@ class Transformer {
 dtab::NameTree<dtab::BoundName> transform(const dtab::NameTree<dtab::BoundName>& tree,
                                           const std::vector<std::shared_ptr<const Transformer>>& transformers,
                                           const TransformContext& ctx);
+
+// Linkerd's `namers[].transformers`: a namer whose every bound name goes
+// through `transformers`, as the interpreter's do, before any dtab sees it.
+// Their lookups (io.l5d.k8s.daemonset's) go through `baseNamers`: every
+// namer of the process as it is before its own transformers (so a
+// transformed namer never looks itself up). It is called on the main loop,
+// each time current() is, so the snapshot it makes follows their changes.
+using Transformers = std::vector<std::shared_ptr<const Transformer>>;
+std::unique_ptr<namer::NamerHost> transformingNamer(std::unique_ptr<namer::NamerHost> inner, Transformers transformers,
+                                                   std::function<std::vector<dtab::NamerEntry>()> baseNamers);
 
 std::shared_ptr<const Transformer> portTransformer(std::uint16_t port);
 // `nodeName` empty: $NODE_NAME was not set; every endpoint is kept (logged).

@@ -188,13 +188,7 @@ const Worker::Binding& Worker::bind(const RouterPlan& plan, const std::string& n
 
 TransformContext Worker::transformContext() const {
   // A name's Addr through the namers alone (no dtab), as of this naming.
-  return TransformContext{[naming = naming_](const dtab::Path& path) {
-    dtab::Delegator namers(dtab::Dtab{}, naming->namers);
-    auto bound = namers.bind(path);
-    if (!bound) return dtab::Addr::failed(bound.error().message);
-    if (bound->isLeaf()) return bound->value().addr;
-    return bound->isNeg() ? dtab::Addr::neg() : dtab::Addr::failed("not a single name");
-  }};
+  return namersContext(std::shared_ptr<const std::vector<dtab::NamerEntry>>(naming_, &naming_->namers));
 }
 
 Expected<std::string, Failure> Worker::namespaceOf(const RouterPlan& plan, const ServerConfig& server,

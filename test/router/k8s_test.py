@@ -545,6 +545,65 @@ routers:
             x.stop()
 
 
+def test_daemonset_as_a_namer_transformer(c):
+    """Linkerd's egress pattern: the daemonset transformer on a second
+    io.l5d.k8s namer (namers[].transformers) rather than on the
+    interpreter; it finds the routers through the plain namer."""
+    port = free_port(harness.socket.SOCK_STREAM)
+    incoming = free_port(harness.socket.SOCK_STREAM)
+    b = Backend("b", host="127.0.0.2", port=port)
+    api = K8sApiServer()
+    api.start()
+    api.put_service({"namespace": "default", "name": "web", "ports": [{"name": "http", "port": 80, "targetPort": port}],
+                     "endpoints": [{"ip": "127.0.0.2", "nodeName": "node-1"}]})
+    api.put_service({"namespace": "linkerd", "name": "l5d",
+                     "ports": [{"name": "incoming", "port": 4141, "targetPort": incoming}],
+                     "endpoints": [{"ip": "127.0.0.1", "nodeName": "node-0"}, {"ip": "127.0.0.2", "nodeName": "node-1"}]})
+
+    def node_router(ip, node):
+        return Router(BINARY, """admin: {port: 0}
+namers:
+- {kind: io.l5d.k8s, port: %d}
+- kind: io.l5d.k8s
+  prefix: /io.l5d.k8s.ds
+  port: %d
+  transformers:
+  - {kind: io.l5d.k8s.daemonset, namespace: linkerd, port: incoming, service: l5d}
+routers:
+- protocol: http
+  label: out
+  dtab: /svc => /#/io.l5d.k8s.ds/default/http;
+  servers: [{ip: %s, port: 0}]
+- protocol: http
+  label: in
+  interpreter:
+    kind: default
+    transformers:
+    - kind: io.l5d.k8s.localnode
+  dtab: /svc => /#/io.l5d.k8s/default/http;
+  servers: [{ip: %s, port: %d}]
+""" % (api.port, api.port, ip, ip, incoming), env={"NODE_NAME": node})
+    ra = node_router("127.0.0.1", "node-0")
+    rb = node_router("127.0.0.2", "node-1")
+    try:
+        s, h, body = http("GET", "http://web/", proxy=("127.0.0.1", ra.port("out")))
+        c.eq((s, json.loads(body).get("backend") if s == 200 else body), (200, "b"),
+             "a request entering router A on node-0 reaches the backend on node-1")
+        m = json.loads(http("GET", ra.admin_url("/admin/metrics.json"))[2])
+        key = "rt/out/client/%/io.l5d.k8s.daemonset/linkerd/incoming/l5d/#/io.l5d.k8s.ds/default/http/web/requests"
+        c.eq(m.get(key), 1, "through the transformed namer's name: %s" % [k for k in m if "/client/" in k][:3])
+        mb = json.loads(http("GET", rb.admin_url("/admin/metrics.json"))[2])
+        c.eq(sum(v for k, v in mb.items() if k.startswith("rt/in/server/") and k.endswith("/requests")), 1,
+             "and B's incoming router delivered it")
+        c.eq(mb.get("rt/in/client/%/io.l5d.k8s.localnode/#/io.l5d.k8s/default/http/web/requests"), 1,
+             "whose plain namer's name has no daemonset prefix: %s" % [k for k in mb if "/client/" in k][:3])
+    finally:
+        ra.stop()
+        rb.stop()
+        api.stop()
+        b.stop()
+
+
 TESTS = [
     test_endpoints_follow_changes_under_traffic,
     test_missing_port_and_deleted_service,
@@ -555,6 +614,7 @@ TESTS = [
     test_numbered_port_is_the_service_port,
     test_in_cluster_https_with_the_service_account,
     test_specific_host_replace_and_const_transformers,
+    test_daemonset_as_a_namer_transformer,
 ]
 
 if __name__ == "__main__":

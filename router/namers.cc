@@ -1,0 +1,31 @@
+#include "router/namers.h"
+
+#include "router/builtin_plugins.h"
+#include "router/transformer.h"
+
+namespace switchyard::router {
+
+NamerHosts makeNamerHosts(const std::vector<NamerConfig>& namers, const namer::DnsSettings& dns) {
+  // The hosts before any transformer; the wrappers own them and outlive
+  // every call of the lookup below, which runs only through a wrapper.
+  auto bases = std::make_shared<std::vector<std::pair<dtab::Path, namer::NamerHost*>>>();
+  auto baseNamers = [bases] {
+    std::vector<dtab::NamerEntry> out;
+    for (const auto& [prefix, host] : *bases) out.push_back({prefix, host->current()});
+    return out;
+  };
+  NamerHosts out;
+  for (const auto& n : namers) {
+    if (!n.plugin.plugin->makeNamer) continue;
+    auto host = n.plugin.plugin->makeNamer(n.plugin.settings.get(), {n.prefix, dns});
+    bases->push_back({n.prefix, host.get()});
+    Transformers transformers;
+    for (const auto& t : n.transformers) {
+      transformers.push_back(static_cast<const TransformerFactory*>(t.settings.get())->make());
+    }
+    out.emplace_back(n.prefix, transformingNamer(std::move(host), std::move(transformers), baseNamers));
+  }
+  return out;
+}
+
+}  // namespace switchyard::router
