@@ -1,6 +1,7 @@
 #include "plugins/namers/k8s.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 #include "namer/want.h"
 #include "plugins/k8s/api.h"
 #include "runtime/http_server.h"
+#include "runtime/timer.h"
 
 namespace switchyard::plugins {
 namespace {
@@ -24,6 +26,7 @@ struct Settings {
   k8s::ApiSettings api;
   std::string labelSelector;
   bool endpointSlices = false;
+  std::uint64_t idleMs = 600'000;  // a query nobody asks for is closed after 1-2x this
 };
 
 // The three kinds of object the namer reads. Endpoints or EndpointSlices
@@ -189,6 +192,13 @@ State merge(const std::map<std::string, Parsed>& objects) {
     auto same = [](const auto& a, const auto& b) { return a.ip == b.ip && a.port == b.port; };
     std::sort(list.begin(), list.end(), less);
     list.erase(std::unique(list.begin(), list.end(), same), list.end());
+    // A dual-stack Service has a slice per family, each pod in both: one
+    // family only (IPv4), so no pod counts twice. Endpoints objects carry
+    // one family anyway.
+    auto v6 = [](const dtab::Endpoint& e) { return e.ip.find(':') != std::string::npos; };
+    if (std::any_of(list.begin(), list.end(), v6) && !std::all_of(list.begin(), list.end(), v6)) {
+      list.erase(std::remove_if(list.begin(), list.end(), v6), list.end());
+    }
   }
   return s;
 }
@@ -209,9 +219,16 @@ bool isNumber(const std::string& s) {
 std::string addressKey(const std::string& ns, const std::string& svc) { return "a/" + ns + "/" + svc; }
 std::string serviceKey(const std::string& ns, const std::string& svc) { return "s/" + ns + "/" + svc; }
 
+// A query's state as a snapshot holds it, and the flag a lookup raises to
+// say the query is still asked for (see K8sHost::sweep).
+struct Entry {
+  std::shared_ptr<const State> state;
+  std::shared_ptr<std::atomic<bool>> used;
+};
+
 class Snapshot final : public dtab::Namer {
  public:
-  using States = std::map<std::string, std::shared_ptr<const State>>;
+  using States = std::map<std::string, Entry>;
   Snapshot(Path prefix, States states, std::shared_ptr<const namer::WantFn> want)
       : prefix_(std::move(prefix)), states_(std::move(states)), want_(std::move(want)) {}
 
@@ -253,11 +270,13 @@ class Snapshot final : public dtab::Namer {
   // it has no answer yet.
   const State* find(const std::string& key) const {
     auto it = states_.find(key);
-    if (it == states_.end() || (!it->second->known && it->second->error.empty())) {
+    if (it == states_.end()) {
       (*want_)(key);
       return nullptr;
     }
-    return it->second.get();
+    it->second.used->store(true, std::memory_order_relaxed);
+    const State& s = *it->second.state;
+    return !s.known && s.error.empty() ? nullptr : &s;
   }
 
   Path prefix_;
@@ -279,6 +298,8 @@ class K8sHost final : public namer::NamerHost {
   void start(runtime::Loop& loop, std::function<void()> onChange) override {
     onChange_ = std::move(onChange);
     api_ = std::make_unique<k8s::ApiClient>(loop, settings_.api);
+    sweep_ = std::make_unique<runtime::Timer>(loop);
+    sweep_->start(settings_.idleMs, [this] { sweep(); }, settings_.idleMs);
     want_ = namer::makeWant(loop, alive_, [this](const std::string& key) {
       if (watches_.count(key) || watches_.size() >= kMaxWatches) return;
       auto first = key.find('/');
@@ -306,8 +327,33 @@ class K8sHost final : public namer::NamerHost {
     std::string ns, name;
     std::map<std::string, Parsed> objects;  // by metadata.name
     State state;
+    std::shared_ptr<std::atomic<bool>> used = std::make_shared<std::atomic<bool>>(true);
     std::unique_ptr<k8s::ListWatch> listWatch;
   };
+
+  // Queries nobody looked up since the last sweep are closed; the others
+  // are marked unused again. Workers look names up only when a naming
+  // generation changes, so a new snapshot is published after each sweep:
+  // every name still in use is looked up again (and so marked) before the
+  // next one. A closed query is listed afresh if it is asked for again.
+  void sweep() {
+    std::size_t closed = 0;
+    for (auto it = watches_.begin(); it != watches_.end();) {
+      if (!it->second->used->exchange(false)) {
+        it = watches_.erase(it);  // its ListWatch goes with it: no callback after this
+        ++closed;
+      } else {
+        ++it;
+      }
+    }
+    if (closed > 0) {
+      std::fprintf(stderr, "switchyard: %s: closed %zu watch(es) nobody asked for in %llu s; %zu open\n",
+                   ctx_.prefix.show().c_str(), closed, static_cast<unsigned long long>(settings_.idleMs / 1000),
+                   watches_.size());
+    }
+    publish();
+    if (onChange_) onChange_();
+  }
 
   std::string collection(const Watch& w) const {
     std::string ns = runtime::percentEncode(w.ns);
@@ -331,7 +377,7 @@ class K8sHost final : public namer::NamerHost {
 
   void follow(Watch& w) {
     k8s::ListWatch::Handler h;
-    Watch* wp = &w;  // watches are never removed while the host lives
+    Watch* wp = &w;  // its ListWatch, which holds these, dies with it
     h.onList = [this, wp](const json& items) {
       wp->objects.clear();
       for (const auto& obj : items) {
@@ -379,13 +425,14 @@ class K8sHost final : public namer::NamerHost {
 
   void publish() {
     Snapshot::States states;
-    for (const auto& [k, w] : watches_) states.emplace(k, std::make_shared<const State>(w->state));
+    for (const auto& [k, w] : watches_) states.emplace(k, Entry{std::make_shared<const State>(w->state), w->used});
     snapshot_ = std::make_shared<Snapshot>(ctx_.prefix, std::move(states), want_);
   }
 
   Settings settings_;
   namer::NamerContext ctx_;
   std::unique_ptr<k8s::ApiClient> api_;
+  std::unique_ptr<runtime::Timer> sweep_;
   std::map<std::string, std::unique_ptr<Watch>> watches_;
   std::shared_ptr<const dtab::Namer> snapshot_;
   std::shared_ptr<const namer::WantFn> want_ =
@@ -404,6 +451,7 @@ router::Plugin k8sNamer() {
         s.api = k8s::ApiSettings::read(r);
         s.labelSelector = r.string("labelSelector", "");
         s.endpointSlices = r.boolean("useEndpointSlices", false);
+        s.idleMs = static_cast<std::uint64_t>(r.integer("idleWatchSecs", 600, 1, 86'400)) * 1000;
         return s;
       },
       [](const Settings& s, const namer::NamerContext& ctx) -> std::unique_ptr<namer::NamerHost> {

@@ -355,9 +355,20 @@ def test_endpoint_slices(c):
                   "addressType": "IPv4",
                   "endpoints": [{"addresses": ["127.0.0.4"], "conditions": {}, "nodeName": "node-4"}],
                   "ports": [{"name": "http", "port": port, "protocol": "TCP"}]}
+        v6 = {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+              "metadata": {"name": "web-v6", "namespace": "default",
+                           "labels": {"kubernetes.io/service-name": "web"}},
+              "addressType": "IPv6",
+              "endpoints": [{"addresses": ["::1"], "conditions": {"ready": True}}],
+              "ports": [{"name": "http", "port": port, "protocol": "TCP"}]}
+        api.put_object(v6)
         api.put_object(second)
         c.check(wait_until(lambda: "extra-slice" in answers(r, "web", 20), 5),
                 "a second slice of the service adds its endpoints (a ready condition left out counts as ready)")
+        got = answers(r, "web", 40)
+        c.eq(sorted(set(got)), ["a", "b", "extra-slice"],
+             "a dual-stack service's IPv6 slice is not used beside its IPv4 ones (nothing listens on ::1)")
+        api.delete_object("EndpointSlice", "default", "web-v6")
         api.delete_object("EndpointSlice", "default", "web-extra")
         c.check(wait_until(lambda: "extra-slice" not in answers(r, "web", 30), 5), "a deleted slice takes its endpoints away")
         api.drop_watches()
@@ -604,6 +615,38 @@ routers:
         b.stop()
 
 
+def test_idle_watches_are_closed(c):
+    port = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=port)
+    api = K8sApiServer()
+    api.start()
+    service(api, ["127.0.0.1"], port)
+    r = Router(BINARY, config(api, a.port).replace("  port: %d\n" % api.port,
+                                                    "  port: %d\n  idleWatchSecs: 1\n" % api.port))
+
+    def streams():
+        return [w["id"] for w in api.watcher_info()["streams"] if w["resource"] == "endpoints"]
+    try:
+        c.eq(answers(r, "web"), ["a"], "a service is listed and watched when first asked for")
+        c.check(wait_until(lambda: len(streams()) == 1, 5), "one watch: %s" % streams())
+        first = streams()
+        deadline = time.monotonic() + 3.5
+        while time.monotonic() < deadline:
+            answers(r, "web")
+            time.sleep(0.05)
+        c.eq(streams(), first, "a service asked for all along keeps its watch across three sweeps")
+        c.check(wait_until(lambda: streams() == [], 5), "once nobody asks for it, its watch is closed")
+        c.check("closed 1 watch(es)" in r.stderr(), "and the router says so: %r" % r.stderr()[-300:])
+        mark = api.request_log()["next"]
+        c.eq(answers(r, "web"), ["a"], "asked for again, it serves")
+        c.check(any(not q.get("watch") for q in api.request_log(mark)["requests"]), "listed afresh")
+        c.check(wait_until(lambda: len(streams()) == 1, 5), "and watched again")
+    finally:
+        r.stop()
+        api.stop()
+        a.stop()
+
+
 TESTS = [
     test_endpoints_follow_changes_under_traffic,
     test_missing_port_and_deleted_service,
@@ -615,6 +658,7 @@ TESTS = [
     test_in_cluster_https_with_the_service_account,
     test_specific_host_replace_and_const_transformers,
     test_daemonset_as_a_namer_transformer,
+    test_idle_watches_are_closed,
 ]
 
 if __name__ == "__main__":
