@@ -26,14 +26,13 @@ struct NamerdClient::Watch {
 
 NamerdClient::NamerdClient(runtime::Loop& loop, NamerdSettings settings, DnsSettings dns, std::string label)
     : loop_(loop), settings_(std::move(settings)), dnsSettings_(std::move(dns)), label_(std::move(label)),
-      probeTimer_(loop) {
+      calls_(loop), probeTimer_(loop) {
   want_ = makeWant(loop_, alive_, [this](const std::string& k) { ask(k); });
 }
 
 NamerdClient::~NamerdClient() {
   *alive_ = false;
   watches_.clear();
-  calls_.clear();
 }
 
 std::string NamerdClient::key(const std::string& ns, const std::string& localDtab, const std::string& path) {
@@ -119,15 +118,7 @@ void NamerdClient::get(const std::string& target,
     req.target = target;
     req.host = settings_.host + ":" + std::to_string(settings_.port);
     req.timeoutMs = 5'000;
-    std::uint64_t id = ++nextCall_;
-    calls_[id] = runtime::fetch(loop_, *addr, std::move(req),
-                                [this, id, alive = alive_, done = std::move(done)](auto r) {
-                                  if (!*alive) return;
-                                  loop_.defer([this, id, alive] {
-                                    if (*alive) calls_.erase(id);
-                                  });
-                                  done(std::move(r));
-                                });
+    calls_.fetch(*addr, std::move(req), std::move(done));
   });
 }
 

@@ -96,8 +96,7 @@ class NamerdClient {
   std::shared_ptr<const RemoteBindings> current_ = std::make_shared<RemoteBindings>();
   std::map<std::string, std::unique_ptr<Watch>> watches_;
   std::unique_ptr<runtime::DnsResolver> dns_;
-  std::map<std::uint64_t, std::unique_ptr<runtime::HttpCall>> calls_;  // get()s in flight
-  std::uint64_t nextCall_ = 0;
+  runtime::FetchSet calls_;  // get()s in flight
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::shared_ptr<const WantFn> want_;
   Stats stats_;

@@ -222,4 +222,19 @@ std::unique_ptr<HttpCall> fetch(Loop& loop, const SocketAddress& addr, HttpCall:
   return HttpCall::start(loop, addr, std::move(request), std::move(h), connectTimeoutMs);
 }
 
+void FetchSet::fetch(const SocketAddress& addr, HttpCall::Request request,
+                     std::function<void(Expected<HttpResult, std::string>)> done, std::size_t maxBody) {
+  std::uint64_t id = ++next_;
+  calls_[id] = runtime::fetch(loop_, addr, std::move(request),
+                              [this, id, alive = alive_, done = std::move(done)](Expected<HttpResult, std::string> r) {
+                                if (!*alive) return;
+                                // Freed after this callback: it runs inside the call.
+                                loop_.defer([this, id, alive] {
+                                  if (*alive) calls_.erase(id);
+                                });
+                                done(std::move(r));
+                              },
+                              maxBody);
+}
+
 }  // namespace switchyard::runtime

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,5 +69,28 @@ struct HttpResult {
 std::unique_ptr<HttpCall> fetch(Loop& loop, const SocketAddress& addr, HttpCall::Request request,
                                 std::function<void(Expected<HttpResult, std::string>)> done,
                                 std::size_t maxBody = 16 << 20, std::uint64_t connectTimeoutMs = 2'000);
+
+// Whole-response calls held until they finish, for an owner that starts
+// several and may be destroyed first: destroying the set cancels every call
+// in flight (no callback runs after that); a finished call is freed after
+// its callback returns.
+class FetchSet {
+ public:
+  explicit FetchSet(Loop& loop) : loop_(loop) {}
+  ~FetchSet() {
+    *alive_ = false;
+    calls_.clear();
+  }
+  FetchSet(const FetchSet&) = delete;
+  FetchSet& operator=(const FetchSet&) = delete;
+  void fetch(const SocketAddress& addr, HttpCall::Request request,
+             std::function<void(Expected<HttpResult, std::string>)> done, std::size_t maxBody = 16 << 20);
+
+ private:
+  Loop& loop_;
+  std::map<std::uint64_t, std::unique_ptr<HttpCall>> calls_;
+  std::uint64_t next_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
 
 }  // namespace switchyard::runtime

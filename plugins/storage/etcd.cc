@@ -88,11 +88,10 @@ class ObjectSplitter {
 class EtcdStore final : public namer::DtabStore {
  public:
   EtcdStore(runtime::Loop& loop, EtcdSettings settings)
-      : loop_(loop), settings_(std::move(settings)), retry_(loop) {}
+      : loop_(loop), settings_(std::move(settings)), calls_(loop), retry_(loop) {}
   ~EtcdStore() override {
     *alive_ = false;
     watch_.reset();
-    calls_.clear();
   }
 
   void start(std::function<void(Expected<NamespaceMap, std::string>)> ready,
@@ -194,14 +193,9 @@ class EtcdStore final : public namer::DtabStore {
     req.headers.add("Content-Type", "application/json");
     req.body = body.dump();
     req.timeoutMs = 5'000;  // an etcd that accepts but never answers fails the write, not hangs it
-    std::uint64_t id = ++nextCall_;
-    calls_[id] = runtime::fetch(
-        loop_, *addr_, std::move(req),
-        [this, id, alive = alive_, done = std::move(done)](Expected<runtime::HttpResult, std::string> r) {
-          if (!*alive) return;
-          loop_.defer([this, id, alive] {
-            if (*alive) calls_.erase(id);
-          });
+    calls_.fetch(
+        *addr_, std::move(req),
+        [done = std::move(done)](Expected<runtime::HttpResult, std::string> r) {
           if (!r) {
             done(Unexpected(r.error()));
             return;
@@ -417,8 +411,7 @@ class EtcdStore final : public namer::DtabStore {
   NamespaceMap map_;
   std::map<std::string, std::int64_t> deletedAt_;
   std::int64_t revision_ = 0;  // the last revision the watch (or a full read) covered
-  std::map<std::uint64_t, std::unique_ptr<runtime::HttpCall>> calls_;
-  std::uint64_t nextCall_ = 0;
+  runtime::FetchSet calls_;  // requests in flight, but the watch
   std::unique_ptr<runtime::HttpCall> watch_;
   int watchStatus_ = 0;
   ObjectSplitter splitter_;

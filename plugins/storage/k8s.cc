@@ -70,11 +70,11 @@ bool notNewer(const std::string& a, const std::string& b) {
 
 class K8sStore final : public namer::DtabStore {
  public:
-  K8sStore(runtime::Loop& loop, K8sStoreSettings settings) : loop_(loop), settings_(std::move(settings)) {}
+  K8sStore(runtime::Loop& loop, K8sStoreSettings settings)
+      : loop_(loop), settings_(std::move(settings)), calls_(loop) {}
   ~K8sStore() override {
     *alive_ = false;
     watch_.reset();
-    calls_.clear();
   }
 
   void start(std::function<void(Expected<NamespaceMap, std::string>)> ready,
@@ -313,20 +313,12 @@ class K8sStore final : public namer::DtabStore {
     if (api_->unusable()) return then(0, json{{"message", *api_->unusable()}});
     auto req = api_->request(method, std::move(target), std::move(body));
     req.timeoutMs = 5'000;
-    std::uint64_t id = nextCall_++;
-    calls_[id] = runtime::fetch(loop_, api_->address(), std::move(req),
-                                [this, alive = alive_, id, then = std::move(then)](
-                                    Expected<runtime::HttpResult, std::string> r) {
-                                  if (!*alive) return;
-                                  if (auto it = calls_.find(id); it != calls_.end()) {
-                                    std::shared_ptr<runtime::HttpCall> done(std::move(it->second));
-                                    calls_.erase(it);
-                                    loop_.defer([done] {});
-                                  }
-                                  if (!r) return then(0, json{{"message", r.error()}});
-                                  if (r->status == 401) api_->unauthorized();
-                                  then(r->status, json::parse(r->body, nullptr, false));
-                                });
+    calls_.fetch(api_->address(), std::move(req),
+                 [this, then = std::move(then)](Expected<runtime::HttpResult, std::string> r) {
+                   if (!r) return then(0, json{{"message", r.error()}});
+                   if (r->status == 401) api_->unauthorized();
+                   then(r->status, json::parse(r->body, nullptr, false));
+                 });
   }
 
   runtime::Loop& loop_;
@@ -337,8 +329,7 @@ class K8sStore final : public namer::DtabStore {
   std::function<void(const NamespaceMap&)> onChange_;
   NamespaceMap map_;
   std::map<std::string, std::string> deletedAt_;  // namespace -> the resourceVersion of its deletion
-  std::map<std::uint64_t, std::unique_ptr<runtime::HttpCall>> calls_;
-  std::uint64_t nextCall_ = 0;
+  runtime::FetchSet calls_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
