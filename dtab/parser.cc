@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "dtab/hex.h"
+
 namespace switchyard::dtab {
 namespace {
 
@@ -15,13 +17,6 @@ bool isSpace(char c) {
 }
 
 bool isLabelStart(char c) { return Path::isShowable(c) || c == '\\'; }
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 }  // namespace
 

@@ -6,7 +6,7 @@
 
 #include "dtab/delegator.h"
 #include "namer/delegate_json.h"
-#include "runtime/http1_parser.h"
+#include "runtime/http_server.h"
 
 namespace switchyard::router {
 
@@ -47,138 +47,35 @@ nlohmann::ordered_json toJson(const runtime::ConfigNode& n) {
 }
 
 std::string queryParam(const std::string& target, const std::string& key) {
-  auto q = target.find('?');
-  if (q == std::string::npos) return {};
-  std::string_view rest(target);
-  rest.remove_prefix(q + 1);
-  while (!rest.empty()) {
-    auto amp = rest.find('&');
-    std::string_view kv = rest.substr(0, amp);
-    auto eq = kv.find('=');
-    if (kv.substr(0, eq) == key) {
-      std::string raw(eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1));
-      std::string out;
-      for (std::size_t i = 0; i < raw.size(); ++i) {
-        if (raw[i] == '+') {
-          out += ' ';
-        } else if (raw[i] == '%' && i + 2 < raw.size() && std::isxdigit(static_cast<unsigned char>(raw[i + 1])) &&
-                   std::isxdigit(static_cast<unsigned char>(raw[i + 2]))) {
-          out += static_cast<char>(std::stoi(raw.substr(i + 1, 2), nullptr, 16));
-          i += 2;
-        } else {
-          out += raw[i];
-        }
-      }
-      return out;
-    }
-    if (amp == std::string_view::npos) break;
-    rest.remove_prefix(amp + 1);
-  }
-  return {};
+  return runtime::queryValue(target, key).value_or(std::string());
 }
 
 }  // namespace
 
-// One admin connection: reads a whole request, answers, keeps alive.
-class AdminServer::Conn final : public runtime::TcpStream::Handler, public runtime::Http1Parser::Handler {
- public:
-  Conn(AdminServer& server, runtime::TcpStreamPtr stream)
-      : server_(server), stream_(std::move(stream)),
-        parser_(runtime::Http1Parser::Type::Request, *this, runtime::Http1Parser::Limits{8192, 65536}) {
-    stream_->setHandler(this);
-    stream_->startReading();
-  }
+AdminServer::AdminServer(runtime::Loop& loop, Context context)
+    : loop_(loop),
+      ctx_(std::move(context)),
+      server_(loop, runtime::HttpServer::Options{1 << 20, 64 * 1024, 8 << 20, "admin"},
+              [this](runtime::HttpRequest&& req, std::shared_ptr<runtime::HttpResponder> responder) {
+                // The reply may come later (metrics); a client gone by then
+                // makes it a no-op.
+                handle(req.method, req.target, req.body, [responder](Reply r) {
+                  responder->reply(r.status, r.contentType, std::move(r.body));
+                });
+              }) {}
 
-  void onData(std::string_view data) override {
-    while (!data.empty() && !closed_) {
-      auto r = parser_.feed(data);
-      if (r.status == runtime::Http1Parser::Status::Error) {
-        reply({400, "text/plain", r.error + "\n"}, true);
-        return;
-      }
-      data.remove_prefix(r.consumed);
-      if (r.status == runtime::Http1Parser::Status::Upgrade) {
-        reply({400, "text/plain", "upgrades are not supported here\n"}, true);
-        return;
-      }
-    }
-  }
-  void onClosed(const std::string&) override { close(); }
-  void onRequestHead(runtime::RequestHead&& head, const runtime::BodyFraming&) override {
-    head_ = std::move(head);
-    body_.clear();
-  }
-  void onBody(std::string_view data) override {
-    if (body_.size() + data.size() > (1 << 20)) {
-      tooLarge_ = true;
-      return;
-    }
-    body_.append(data);
-  }
-  void onMessageEnd() override {
-    if (tooLarge_) {
-      reply({413, "text/plain", "request body over 1 MB\n"}, true);
-      return;
-    }
-    bool closeAfter = !parser_.keepAlive();
-    // The reply may come later (metrics): it finds this connection only if
-    // it is still open.
-    server_.handle(head_.method, head_.target, body_, [this, alive = alive_, closeAfter](Reply r) {
-      if (*alive && !closed_) reply(r, closeAfter);
-    });
-  }
-  ~Conn() override { *alive_ = false; }
-
- private:
-  void reply(const Reply& r, bool closeAfter) {
-    runtime::ResponseHead h;
-    h.status = r.status;
-    h.headers.add("Content-Type", r.contentType);
-    h.headers.add("Content-Length", std::to_string(r.body.size()));
-    if (closeAfter) h.headers.add("Connection", "close");
-    stream_->write(runtime::serializeResponseHead(h) + r.body);
-    if (closeAfter) {
-      stream_->closeAfterWrites();
-      close();
-    }
-  }
-  void close() {
-    if (closed_) return;
-    closed_ = true;
-    server_.conns_.erase(this);
-    server_.loop_.deleteLater(std::unique_ptr<Conn>(this));
-  }
-
-  AdminServer& server_;
-  runtime::TcpStreamPtr stream_;
-  runtime::Http1Parser parser_;
-  runtime::RequestHead head_;
-  std::string body_;
-  bool tooLarge_ = false;
-  bool closed_ = false;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-};
-
-AdminServer::AdminServer(runtime::Loop& loop, Context context) : loop_(loop), ctx_(std::move(context)) {}
-
-AdminServer::~AdminServer() {
-  stop();
-  for (auto* c : conns_) delete c;
-}
+AdminServer::~AdminServer() { server_.closeAll(); }
 
 Expected<std::uint16_t, std::string> AdminServer::listen(const std::string& ip, std::uint16_t port) {
-  auto addr = runtime::SocketAddress::parse(ip, port);
-  if (!addr) return Unexpected("admin.ip: " + addr.error());
-  auto l = runtime::TcpListener::listen(loop_, *addr, runtime::TcpListener::ReusePort::No,
-                                       [this](runtime::TcpStreamPtr s) {
-    conns_.insert(new Conn(*this, std::move(s)));
-  });
-  if (!l) return Unexpected("admin: " + l.error());
-  listener_ = std::move(*l);
-  return listener_->port();
+  if (!runtime::SocketAddress::parse(ip, port)) {
+    return Unexpected("admin.ip: " + runtime::SocketAddress::parse(ip, port).error());
+  }
+  auto p = server_.listen(ip, port);
+  if (!p) return Unexpected("admin: " + p.error());
+  return *p;
 }
 
-void AdminServer::stop() { listener_.reset(); }
+void AdminServer::stop() { server_.stop(); }
 
 void AdminServer::handle(const std::string& method, const std::string& target, const std::string& body,
                          std::function<void(Reply)> done) {

@@ -10,7 +10,7 @@
 //                               io.l5d.namerd.http routers, the namer service's /api/1/delegate)
 //   GET  /requests, /requests.json  recent requests (io.l5d.recentRequests)
 //   POST /admin/shutdown        graceful drain, then exit 0
-// Requests are small and read whole (up to 1 MB).
+// Requests are small and read whole (up to 1 MB), by a runtime::HttpServer.
 
 #include <functional>
 #include <memory>
@@ -22,8 +22,8 @@
 #include "router/recent_requests.h"
 #include "router/router_plan.h"
 #include "runtime/config_node.h"
+#include "runtime/http_server.h"
 #include "runtime/loop.h"
-#include "runtime/tcp.h"
 
 namespace switchyard::router {
 
@@ -67,14 +67,12 @@ class AdminServer {
               std::function<void(Reply)> done);
 
  private:
-  class Conn;
   Reply reply(const std::string& method, const std::string& target);
   void delegator(const std::string& method, const std::string& target, const std::string& body,
                  std::function<void(Reply)> done);
   runtime::Loop& loop_;
   Context ctx_;
-  std::unique_ptr<runtime::TcpListener> listener_;
-  std::set<Conn*> conns_;
+  runtime::HttpServer server_;
 };
 
 }  // namespace switchyard::router

@@ -2,20 +2,10 @@
 
 #include <cctype>
 
+#include "dtab/hex.h"
 #include "runtime/http1_parser.h"
 
 namespace switchyard::runtime {
-
-namespace {
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
 
 std::string percentDecode(std::string_view s) {
   std::string out;
@@ -23,8 +13,8 @@ std::string percentDecode(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
+    } else if (s[i] == '%' && i + 2 < s.size() && dtab::hexValue(s[i + 1]) >= 0 && dtab::hexValue(s[i + 2]) >= 0) {
+      out += static_cast<char>(dtab::hexValue(s[i + 1]) * 16 + dtab::hexValue(s[i + 2]));
       i += 2;
     } else {
       out += s[i];
@@ -51,11 +41,12 @@ std::string percentEncode(std::string_view s) {
 
 std::string HttpRequest::path() const { return target.substr(0, target.find('?')); }
 
-std::optional<std::string> HttpRequest::query(std::string_view key) const {
+std::optional<std::string> HttpRequest::query(std::string_view key) const { return queryValue(target, key); }
+
+std::optional<std::string> queryValue(std::string_view target, std::string_view key) {
   auto q = target.find('?');
   if (q == std::string::npos) return std::nullopt;
-  std::string_view rest(target);
-  rest.remove_prefix(q + 1);
+  std::string_view rest = target.substr(q + 1);
   while (!rest.empty()) {
     auto amp = rest.find('&');
     std::string_view kv = rest.substr(0, amp);

@@ -91,6 +91,9 @@ class HttpServer {
   std::set<HttpResponder::Conn*> conns_;
 };
 
+// The percent-decoded value of `key` in a target's query (`/p?a=1&b=x%20y`),
+// or nullopt when the key is absent.
+std::optional<std::string> queryValue(std::string_view target, std::string_view key);
 // Percent-decoding of a query value (`+` is a space).
 std::string percentDecode(std::string_view s);
 // Percent-encoding for a query value: everything but unreserved characters.
