@@ -17,6 +17,8 @@ namespace {
 
 constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
 constexpr std::uint64_t kTokenRefreshMs = 60'000;
+// One watch event (an object) may be this large; a list, 16 MB too (fetch).
+constexpr std::size_t kMaxEventBytes = 16 << 20;
 
 std::string serviceAccountDir() {
   const char* dir = std::getenv("SWITCHYARD_K8S_SERVICEACCOUNT_DIR");
@@ -213,6 +215,15 @@ void ListWatch::watch() {
   };
   h.onBody = [this, gen = gen_, mine](std::string_view data) {
     if (*gen != mine || status_ != 200) return;
+    if (buffer_.size() + data.size() > kMaxEventBytes) {
+      // A line that never ends would take all memory: start over instead.
+      relist_ = true;
+      drop();
+      api_.loop().defer([this, gen, mine = *gen] {
+        if (*gen == mine) failed("an event over " + std::to_string(kMaxEventBytes >> 20) + " MB; listing again");
+      });
+      return;
+    }
     buffer_.append(data);
     std::size_t nl;
     while ((nl = buffer_.find('\n')) != std::string::npos) {

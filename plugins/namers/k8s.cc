@@ -382,7 +382,8 @@ class K8sHost final : public namer::NamerHost {
       wp->objects.clear();
       for (const auto& obj : items) {
         const json* m = member(obj, "metadata");
-        if (m) wp->objects[stringAt(*m, "name")] = parse(wp->kind, obj);
+        std::string name = m ? stringAt(*m, "name") : std::string();
+        if (!name.empty()) wp->objects[name] = parse(wp->kind, obj);
       }
       update(*wp, merge(wp->objects));
     };
@@ -390,6 +391,7 @@ class K8sHost final : public namer::NamerHost {
       const json* m = member(obj, "metadata");
       if (!m) return;
       std::string name = stringAt(*m, "name");
+      if (name.empty()) return;  // not an object the API would send
       if (type == "DELETED") {
         wp->objects.erase(name);
       } else {

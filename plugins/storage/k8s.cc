@@ -86,7 +86,9 @@ class K8sStore final : public namer::DtabStore {
     h.onList = [this](const json& items) {
       NamespaceMap map;
       for (const auto& obj : items) {
-        if (auto v = decode(obj)) map[stringAt(at(obj, "metadata"), "name")] = std::move(*v);
+        std::string name = stringAt(at(obj, "metadata"), "name");
+        if (name.empty()) continue;
+        if (auto v = decode(obj)) map[name] = std::move(*v);
       }
       deletedAt_.clear();
       bool changed = map != map_;
@@ -101,6 +103,7 @@ class K8sStore final : public namer::DtabStore {
     h.onEvent = [this](const std::string& type, const json& obj) {
       const json& meta = at(obj, "metadata");
       std::string name = stringAt(meta, "name");
+      if (name.empty()) return;
       std::string rv = stringAt(meta, "resourceVersion");
       bool changed = type == "DELETED" ? apply(name, std::nullopt, rv) : apply(name, decode(obj), rv);
       if (changed && onChange_) onChange_(map_);

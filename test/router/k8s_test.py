@@ -647,6 +647,42 @@ def test_idle_watches_are_closed(c):
         a.stop()
 
 
+def test_hostile_watch_stream(c):
+    """What an API server (or something in its place) sends cannot take the
+    router down: lines that are not events are skipped, an event that never
+    ends is cut off at 16 MB and the service listed again."""
+    port = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=port)
+    b = Backend("b", host="127.0.0.2", port=port)
+    api = K8sApiServer()
+    api.start()
+    service(api, ["127.0.0.1"], port)
+    r = Router(BINARY, config(api, a.port))
+    try:
+        c.eq(answers(r, "web"), ["a"], "the service serves")
+        c.check(wait_until(lambda: api.watcher_info()["watchers"] == 1, 5), "and is watched")
+        for raw in ["this is not JSON", '{"type": "MODIFIED", "object": "nonsense"}', '{"type": 7}',
+                    '{"type": "ADDED", "object": {"metadata": {"name": 1}, "subsets": "x"}}', "[]", "{" * 5000]:
+            api.inject(raw=raw)
+        c.eq(answers(r, "web", 5), ["a"] * 5, "lines that are not events change nothing")
+        service(api, ["127.0.0.2"], port)
+        c.check(wait_until(lambda: answers(r, "web") == ["b"], 5), "and the watch goes on: a change arrives")
+        mark = api.request_log()["next"]
+        api.inject(raw="x" * (17 << 20))
+        c.check(wait_until(lambda: any(not q.get("watch") for q in api.request_log(mark)["requests"]), 10),
+                "a 17 MB line is cut off and the service listed again")
+        c.check("an event over 16 MB" in r.stderr(), "saying so: %r" % r.stderr()[-300:])
+        c.eq(answers(r, "web", 5), ["b"] * 5, "the last good set served throughout")
+        service(api, ["127.0.0.1"], port)
+        c.check(wait_until(lambda: answers(r, "web") == ["a"], 10), "and changes arrive again")
+        c.check(r.alive(), "the router is still running")
+    finally:
+        r.stop()
+        api.stop()
+        a.stop()
+        b.stop()
+
+
 TESTS = [
     test_endpoints_follow_changes_under_traffic,
     test_missing_port_and_deleted_service,
@@ -659,6 +695,7 @@ TESTS = [
     test_specific_host_replace_and_const_transformers,
     test_daemonset_as_a_namer_transformer,
     test_idle_watches_are_closed,
+    test_hostile_watch_stream,
 ]
 
 if __name__ == "__main__":
