@@ -23,7 +23,8 @@ NamerHosts makeNamerHosts(const std::vector<NamerConfig>& namers, const namer::D
     for (const auto& t : n.transformers) {
       transformers.push_back(static_cast<const TransformerFactory*>(t.settings.get())->make());
     }
-    out.emplace_back(n.prefix, transformingNamer(std::move(host), std::move(transformers), baseNamers));
+    out.emplace_back(n.prefix,
+                     transformingNamer(std::move(host), std::move(transformers), baseNamers));
   }
   return out;
 }

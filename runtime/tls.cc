@@ -2,12 +2,12 @@
 
 #include <arpa/inet.h>
 
-#include <algorithm>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <algorithm>
 
 namespace switchyard::runtime {
 namespace {
@@ -37,7 +37,8 @@ bool isNumericAddress(const std::string& s) {
 
 }  // namespace
 
-Expected<std::shared_ptr<const TlsClientContext>, std::string> TlsClientContext::create(const std::string& caFile) {
+Expected<std::shared_ptr<const TlsClientContext>, std::string> TlsClientContext::create(
+    const std::string& caFile) {
   ERR_clear_error();
   SSL_CTX* ctx = SSL_CTX_new(TLS_method());
   if (!ctx) return Unexpected("cannot make a TLS context: " + takeLibraryError());
@@ -46,15 +47,16 @@ Expected<std::shared_ptr<const TlsClientContext>, std::string> TlsClientContext:
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
   if (SSL_CTX_load_verify_locations(ctx, caFile.c_str(), nullptr) != 1) {
     std::string why = takeLibraryError();
-    return Unexpected("cannot read the CA certificates in " + caFile + (why.empty() ? "" : ": " + why));
+    return Unexpected("cannot read the CA certificates in " + caFile +
+                      (why.empty() ? "" : ": " + why));
   }
   return out;
 }
 
 TlsClientContext::~TlsClientContext() { SSL_CTX_free(ctxOf(ctx_)); }
 
-Expected<std::unique_ptr<TlsSession>, std::string> TlsSession::client(const TlsClientContext& ctx,
-                                                                      const std::string& serverName) {
+Expected<std::unique_ptr<TlsSession>, std::string> TlsSession::client(
+    const TlsClientContext& ctx, const std::string& serverName) {
   ERR_clear_error();
   std::unique_ptr<TlsSession> s(new TlsSession());
   SSL* ssl = SSL_new(ctxOf(ctx.ctx_));
@@ -100,7 +102,8 @@ std::string TlsSession::failure(int ret, const char* during) {
   if (!established_) {
     long verify = SSL_get_verify_result(sslOf(ssl_));
     if (verify != X509_V_OK) {
-      return std::string("the server's certificate was refused: ") + X509_verify_cert_error_string(verify);
+      return std::string("the server's certificate was refused: ") +
+             X509_verify_cert_error_string(verify);
     }
   }
   if (code == SSL_ERROR_SYSCALL || code == SSL_ERROR_ZERO_RETURN) {
@@ -148,7 +151,8 @@ std::optional<std::string> TlsSession::advance(std::string& plain) {
 
 std::optional<std::string> TlsSession::receive(std::string_view cipher, std::string& plain) {
   while (!cipher.empty()) {
-    int n = BIO_write(bioOf(rbio_), cipher.data(), static_cast<int>(std::min<std::size_t>(cipher.size(), 1 << 30)));
+    int n = BIO_write(bioOf(rbio_), cipher.data(),
+                      static_cast<int>(std::min<std::size_t>(cipher.size(), 1 << 30)));
     if (n <= 0) return "TLS failed: cannot buffer received bytes";
     cipher.remove_prefix(static_cast<std::size_t>(n));
   }
@@ -162,7 +166,8 @@ std::optional<std::string> TlsSession::send(std::string_view plain) {
   }
   ERR_clear_error();
   while (!plain.empty()) {
-    int n = SSL_write(sslOf(ssl_), plain.data(), static_cast<int>(std::min<std::size_t>(plain.size(), 1 << 30)));
+    int n = SSL_write(sslOf(ssl_), plain.data(),
+                      static_cast<int>(std::min<std::size_t>(plain.size(), 1 << 30)));
     if (n <= 0) return failure(n, "while writing");
     plain.remove_prefix(static_cast<std::size_t>(n));
   }

@@ -24,7 +24,8 @@ class TlsClientContext {
   // Peers are verified against the PEM certificates in `caFile` (TLS 1.2 at
   // least). An unreadable or empty file fails here, with the file's name in
   // the message, so a bad mount is found at start and not at the first call.
-  static Expected<std::shared_ptr<const TlsClientContext>, std::string> create(const std::string& caFile);
+  static Expected<std::shared_ptr<const TlsClientContext>, std::string> create(
+      const std::string& caFile);
   ~TlsClientContext();
   TlsClientContext(const TlsClientContext&) = delete;
   TlsClientContext& operator=(const TlsClientContext&) = delete;
@@ -41,7 +42,7 @@ class TlsSession {
   // the certificate's IP SANs; a host name against its DNS names, and sent
   // as SNI. The ClientHello is ready in takeOutput() at once.
   static Expected<std::unique_ptr<TlsSession>, std::string> client(const TlsClientContext& ctx,
-                                                                  const std::string& serverName);
+                                                                   const std::string& serverName);
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;

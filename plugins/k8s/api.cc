@@ -47,10 +47,12 @@ ApiSettings ApiSettings::read(runtime::ConfigReader& r) {
       if (p > 0 && p <= 65535) s.port = static_cast<std::uint16_t>(p);
     }
     std::string dir = serviceAccountDir();
-    std::string what = "in-cluster mode (no host or port given, KUBERNETES_SERVICE_HOST=" + s.host + "): ";
+    std::string what =
+        "in-cluster mode (no host or port given, KUBERNETES_SERVICE_HOST=" + s.host + "): ";
     auto tls = runtime::TlsClientContext::create(dir + "/ca.crt");
     if (!tls) {
-      r.problems().error(r.path(), what + tls.error() + "; mount the service account token, or give host and port");
+      r.problems().error(r.path(), what + tls.error() +
+                                       "; mount the service account token, or give host and port");
     } else {
       s.tls = *tls;
     }
@@ -65,13 +67,15 @@ ApiSettings ApiSettings::read(runtime::ConfigReader& r) {
     s.port = static_cast<std::uint16_t>(r.integer("port", s.port, 1, 65535));
   }
   if (!runtime::SocketAddress::parse(s.host, 1)) {
-    r.problems().error(r.childPath("host"), "expected a numeric address (or localhost), got \"" + s.host +
-                                                "\": API server host names are not supported by Switchyard yet");
+    r.problems().error(r.childPath("host"),
+                       "expected a numeric address (or localhost), got \"" + s.host +
+                           "\": API server host names are not supported by Switchyard yet");
   }
   return s;
 }
 
-ApiClient::ApiClient(runtime::Loop& loop, ApiSettings settings) : loop_(loop), settings_(std::move(settings)) {
+ApiClient::ApiClient(runtime::Loop& loop, ApiSettings settings)
+    : loop_(loop), settings_(std::move(settings)) {
   auto addr = runtime::SocketAddress::parse(settings_.host, settings_.port);
   if (addr) {
     addr_ = *addr;
@@ -85,9 +89,12 @@ std::string ApiClient::authority() const {
   return (v6 ? "[" + settings_.host + "]" : settings_.host) + ":" + std::to_string(settings_.port);
 }
 
-std::string ApiClient::where() const { return (settings_.tls ? "https://" : "http://") + authority(); }
+std::string ApiClient::where() const {
+  return (settings_.tls ? "https://" : "http://") + authority();
+}
 
-runtime::HttpCall::Request ApiClient::request(std::string method, std::string target, std::string body) {
+runtime::HttpCall::Request ApiClient::request(std::string method, std::string target,
+                                              std::string body) {
   runtime::HttpCall::Request req;
   req.method = std::move(method);
   req.target = std::move(target);
@@ -113,9 +120,12 @@ std::string ApiClient::bearerToken() {
   std::stringstream text;
   text << in.rdbuf();
   std::string token = text.str();
-  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' '))
+    token.pop_back();
   if (!in || token.empty()) {
-    std::fprintf(stderr, "switchyard: Kubernetes API: cannot read the service account token %s; keeping the last one\n",
+    std::fprintf(stderr,
+                 "switchyard: Kubernetes API: cannot read the service account token %s; keeping "
+                 "the last one\n",
                  settings_.tokenFile.c_str());
   } else {
     token_ = std::move(token);
@@ -148,7 +158,8 @@ std::string ListWatch::target(bool watching) const {
   std::string q = query_;
   if (watching) {
     // The server ends the watch after timeoutSeconds and it is reopened.
-    q += std::string(q.empty() ? "" : "&") + "watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=" +
+    q += std::string(q.empty() ? "" : "&") +
+         "watch=true&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=" +
          runtime::percentEncode(resourceVersion_);
   }
   return q.empty() ? t : t + "?" + q;
@@ -167,34 +178,35 @@ void ListWatch::list() {
   drop();
   auto req = api_.request("GET", target(false));
   req.timeoutMs = 10'000;
-  call_ = runtime::fetch(api_.loop(), api_.address(), std::move(req),
-                         [this, gen = gen_, mine = *gen_](Expected<runtime::HttpResult, std::string> r) {
-                           if (*gen != mine) return;
-                           drop();
-                           if (!r) return failed(r.error());
-                           if (r->status == 401) api_.unauthorized();
-                           if (r->status != 200) {
-                             auto status = json::parse(r->body, nullptr, false);
-                             std::string message = stringAt(status, "message");
-                             return failed("listing " + collection_ + " answered " + std::to_string(r->status) +
-                                           (message.empty() ? "" : " (" + message + ")"));
-                           }
-                           auto j = json::parse(r->body, nullptr, false);
-                           auto items = j.is_object() ? j.find("items") : j.end();
-                           if (!j.is_object() || items == j.end() || !(items->is_array() || items->is_null())) {
-                             return failed("the list of " + collection_ + " is not a list");
-                           }
-                           auto meta = j.find("metadata");
-                           resourceVersion_ = meta != j.end() ? stringAt(*meta, "resourceVersion") : std::string();
-                           relist_ = false;
-                           bool recovered = failures_ > 0;
-                           failures_ = 0;
-                           if (recovered && handler_.onRecovered) handler_.onRecovered();
-                           if (*gen != mine + 1) return;  // (drop() above bumped it once)
-                           handler_.onList(items->is_array() ? *items : json::array());
-                           if (*gen != mine + 1) return;
-                           watch();
-                         });
+  call_ = runtime::fetch(
+      api_.loop(), api_.address(), std::move(req),
+      [this, gen = gen_, mine = *gen_](Expected<runtime::HttpResult, std::string> r) {
+        if (*gen != mine) return;
+        drop();
+        if (!r) return failed(r.error());
+        if (r->status == 401) api_.unauthorized();
+        if (r->status != 200) {
+          auto status = json::parse(r->body, nullptr, false);
+          std::string message = stringAt(status, "message");
+          return failed("listing " + collection_ + " answered " + std::to_string(r->status) +
+                        (message.empty() ? "" : " (" + message + ")"));
+        }
+        auto j = json::parse(r->body, nullptr, false);
+        auto items = j.is_object() ? j.find("items") : j.end();
+        if (!j.is_object() || items == j.end() || !(items->is_array() || items->is_null())) {
+          return failed("the list of " + collection_ + " is not a list");
+        }
+        auto meta = j.find("metadata");
+        resourceVersion_ = meta != j.end() ? stringAt(*meta, "resourceVersion") : std::string();
+        relist_ = false;
+        bool recovered = failures_ > 0;
+        failures_ = 0;
+        if (recovered && handler_.onRecovered) handler_.onRecovered();
+        if (*gen != mine + 1) return;  // (drop() above bumped it once)
+        handler_.onList(items->is_array() ? *items : json::array());
+        if (*gen != mine + 1) return;
+        watch();
+      });
 }
 
 void ListWatch::watch() {
@@ -220,7 +232,8 @@ void ListWatch::watch() {
       relist_ = true;
       drop();
       api_.loop().defer([this, gen, mine = *gen] {
-        if (*gen == mine) failed("an event over " + std::to_string(kMaxEventBytes >> 20) + " MB; listing again");
+        if (*gen == mine)
+          failed("an event over " + std::to_string(kMaxEventBytes >> 20) + " MB; listing again");
       });
       return;
     }
@@ -239,15 +252,18 @@ void ListWatch::watch() {
     if (status_ == 410) relist_ = true;
     if (relist_) return failed("the watch's resourceVersion is too old (410): listing again");
     if (error) return failed(*error);
-    if (status_ != 200) return failed("watching " + collection_ + " answered " + std::to_string(status_));
+    if (status_ != 200)
+      return failed("watching " + collection_ + " answered " + std::to_string(status_));
     // The server ends watches now and then: carry on from where it was, at
     // once unless it ended at once (then as after a failure, so a server
     // that keeps doing so is not hammered).
-    if (api_.loop().nowMs() - watchStartMs_ < 1'000) return failed("the watch ended as soon as it began");
+    if (api_.loop().nowMs() - watchStartMs_ < 1'000)
+      return failed("the watch ended as soon as it began");
     failures_ = 0;
     watch();
   };
-  call_ = runtime::HttpCall::start(api_.loop(), api_.address(), std::move(req), std::move(h), 2'000);
+  call_ =
+      runtime::HttpCall::start(api_.loop(), api_.address(), std::move(req), std::move(h), 2'000);
 }
 
 void ListWatch::onLine(const std::string& line) {
@@ -264,7 +280,9 @@ void ListWatch::onLine(const std::string& line) {
     std::string why = stringAt(obj, "message");
     drop();
     api_.loop().defer([this, gen = gen_, mine = *gen_, why] {
-      if (*gen == mine) failed("the watch said: " + (why.empty() ? std::string("an ERROR event") : why) + "; listing again");
+      if (*gen == mine)
+        failed("the watch said: " + (why.empty() ? std::string("an ERROR event") : why) +
+               "; listing again");
     });
     return;
   }

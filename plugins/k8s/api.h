@@ -110,7 +110,8 @@ class ListWatch {
   bool relist_ = false;  // the watch said 410 (or ERROR): list again
   std::uint64_t watchStartMs_ = 0;
   runtime::Timer retry_;
-  std::shared_ptr<std::uint64_t> gen_ = std::make_shared<std::uint64_t>(0);  // bumped when a call is dropped
+  std::shared_ptr<std::uint64_t> gen_ =
+      std::make_shared<std::uint64_t>(0);  // bumped when a call is dropped
 };
 
 }  // namespace switchyard::plugins::k8s

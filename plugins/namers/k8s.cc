@@ -35,9 +35,12 @@ enum class Kind { Endpoints, EndpointSlices, Services };
 
 const char* kindName(Kind k) {
   switch (k) {
-    case Kind::Endpoints: return "endpoints";
-    case Kind::EndpointSlices: return "endpointslices";
-    case Kind::Services: return "services";
+    case Kind::Endpoints:
+      return "endpoints";
+    case Kind::EndpointSlices:
+      return "endpointslices";
+    case Kind::Services:
+      return "services";
   }
   return "?";
 }
@@ -158,9 +161,12 @@ Parsed parseService(const json& obj) {
 
 Parsed parse(Kind kind, const json& obj) {
   switch (kind) {
-    case Kind::Endpoints: return parseEndpoints(obj);
-    case Kind::EndpointSlices: return parseEndpointSlice(obj);
-    case Kind::Services: return parseService(obj);
+    case Kind::Endpoints:
+      return parseEndpoints(obj);
+    case Kind::EndpointSlices:
+      return parseEndpointSlice(obj);
+    case Kind::Services:
+      return parseService(obj);
   }
   return {};
 }
@@ -188,7 +194,9 @@ State merge(const std::map<std::string, Parsed>& objects) {
     for (const auto& [port, target] : p.targets) s.merged.targets.emplace(port, target);
   }
   for (auto& [key, list] : s.merged.ports) {
-    auto less = [](const auto& a, const auto& b) { return std::tie(a.ip, a.port) < std::tie(b.ip, b.port); };
+    auto less = [](const auto& a, const auto& b) {
+      return std::tie(a.ip, a.port) < std::tie(b.ip, b.port);
+    };
     auto same = [](const auto& a, const auto& b) { return a.ip == b.ip && a.port == b.port; };
     std::sort(list.begin(), list.end(), less);
     list.erase(std::unique(list.begin(), list.end(), same), list.end());
@@ -207,17 +215,24 @@ State merge(const std::map<std::string, Parsed>& objects) {
 // header, say) names nothing, and must not reach a selector.
 bool isDnsLabel(const std::string& s) {
   if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
 }
 
 bool isNumber(const std::string& s) {
-  return !s.empty() && s.size() <= 5 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return !s.empty() && s.size() <= 5 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
 // Watch keys: "<a|s>/<namespace>/<service>", a for the addresses (Endpoints
 // or EndpointSlices, as configured), s for the Service's port map.
-std::string addressKey(const std::string& ns, const std::string& svc) { return "a/" + ns + "/" + svc; }
-std::string serviceKey(const std::string& ns, const std::string& svc) { return "s/" + ns + "/" + svc; }
+std::string addressKey(const std::string& ns, const std::string& svc) {
+  return "a/" + ns + "/" + svc;
+}
+std::string serviceKey(const std::string& ns, const std::string& svc) {
+  return "s/" + ns + "/" + svc;
+}
 
 // A query's state as a snapshot holds it, and the flag a lookup raises to
 // say the query is still asked for (see K8sHost::sweep).
@@ -286,9 +301,11 @@ class Snapshot final : public dtab::Namer {
 
 class K8sHost final : public namer::NamerHost {
  public:
-  K8sHost(Settings settings, namer::NamerContext ctx) : settings_(std::move(settings)), ctx_(std::move(ctx)) {
-    snapshot_ = std::make_shared<Snapshot>(ctx_.prefix, Snapshot::States{},
-                                           std::make_shared<const namer::WantFn>([](const std::string&) {}));
+  K8sHost(Settings settings, namer::NamerContext ctx)
+      : settings_(std::move(settings)), ctx_(std::move(ctx)) {
+    snapshot_ = std::make_shared<Snapshot>(
+        ctx_.prefix, Snapshot::States{},
+        std::make_shared<const namer::WantFn>([](const std::string&) {}));
   }
   ~K8sHost() override {
     *alive_ = false;
@@ -299,13 +316,17 @@ class K8sHost final : public namer::NamerHost {
     onChange_ = std::move(onChange);
     api_ = std::make_unique<k8s::ApiClient>(loop, settings_.api);
     sweep_ = std::make_unique<runtime::Timer>(loop);
-    sweep_->start(settings_.idleMs, [this] { sweep(); }, settings_.idleMs);
+    sweep_->start(
+        settings_.idleMs, [this] { sweep(); }, settings_.idleMs);
     want_ = namer::makeWant(loop, alive_, [this](const std::string& key) {
       if (watches_.count(key) || watches_.size() >= kMaxWatches) return;
       auto first = key.find('/');
       auto second = key.find('/', first + 1);
-      Kind kind = key[0] == 's' ? Kind::Services : settings_.endpointSlices ? Kind::EndpointSlices : Kind::Endpoints;
-      auto w = std::make_unique<Watch>(kind, key.substr(first + 1, second - first - 1), key.substr(second + 1));
+      Kind kind = key[0] == 's'              ? Kind::Services
+                  : settings_.endpointSlices ? Kind::EndpointSlices
+                                             : Kind::Endpoints;
+      auto w = std::make_unique<Watch>(kind, key.substr(first + 1, second - first - 1),
+                                       key.substr(second + 1));
       Watch& ref = *w;
       watches_.emplace(key, std::move(w));
       follow(ref);
@@ -347,9 +368,10 @@ class K8sHost final : public namer::NamerHost {
       }
     }
     if (closed > 0) {
-      std::fprintf(stderr, "switchyard: %s: closed %zu watch(es) nobody asked for in %llu s; %zu open\n",
-                   ctx_.prefix.show().c_str(), closed, static_cast<unsigned long long>(settings_.idleMs / 1000),
-                   watches_.size());
+      std::fprintf(stderr,
+                   "switchyard: %s: closed %zu watch(es) nobody asked for in %llu s; %zu open\n",
+                   ctx_.prefix.show().c_str(), closed,
+                   static_cast<unsigned long long>(settings_.idleMs / 1000), watches_.size());
     }
     publish();
     if (onChange_) onChange_();
@@ -357,7 +379,8 @@ class K8sHost final : public namer::NamerHost {
 
   std::string collection(const Watch& w) const {
     std::string ns = runtime::percentEncode(w.ns);
-    if (w.kind == Kind::EndpointSlices) return "/apis/discovery.k8s.io/v1/namespaces/" + ns + "/endpointslices";
+    if (w.kind == Kind::EndpointSlices)
+      return "/apis/discovery.k8s.io/v1/namespaces/" + ns + "/endpointslices";
     return "/api/v1/namespaces/" + ns + "/" + kindName(w.kind);
   }
 
@@ -371,7 +394,8 @@ class K8sHost final : public namer::NamerHost {
     } else {
       q = "fieldSelector=" + runtime::percentEncode("metadata.name=" + w.name);
     }
-    if (!labels.empty()) q += (q.empty() ? "" : "&") + std::string("labelSelector=") + runtime::percentEncode(labels);
+    if (!labels.empty())
+      q += (q.empty() ? "" : "&") + std::string("labelSelector=") + runtime::percentEncode(labels);
     return q;
   }
 
@@ -407,7 +431,8 @@ class K8sHost final : public namer::NamerHost {
         update(*wp, std::move(s));
       } else if (first) {
         std::fprintf(stderr, "switchyard: %s: %s %s/%s: %s; keeping the last state and retrying\n",
-                     ctx_.prefix.show().c_str(), kindName(wp->kind), wp->ns.c_str(), wp->name.c_str(), why.c_str());
+                     ctx_.prefix.show().c_str(), kindName(wp->kind), wp->ns.c_str(),
+                     wp->name.c_str(), why.c_str());
       }
     };
     h.onRecovered = [this, wp] {
@@ -427,7 +452,8 @@ class K8sHost final : public namer::NamerHost {
 
   void publish() {
     Snapshot::States states;
-    for (const auto& [k, w] : watches_) states.emplace(k, Entry{std::make_shared<const State>(w->state), w->used});
+    for (const auto& [k, w] : watches_)
+      states.emplace(k, Entry{std::make_shared<const State>(w->state), w->used});
     snapshot_ = std::make_shared<Snapshot>(ctx_.prefix, std::move(states), want_);
   }
 

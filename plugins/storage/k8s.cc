@@ -15,10 +15,10 @@ namespace switchyard::plugins {
 
 namespace {
 
-using nlohmann::json;
 using namer::NamespaceMap;
 using namer::StoredNamespace;
 using namer::StoreError;
+using nlohmann::json;
 
 constexpr const char* kApiVersion = "l5d.io/v1alpha1";
 constexpr const char* kBaseAnnotation = "switchyard.io/base";
@@ -52,7 +52,8 @@ bool isObjectName(const std::string& s) {
 // resourceVersions are opaque, but the API server's are etcd revisions:
 // where both are numbers, an older one is not applied over a newer.
 std::optional<unsigned long long> revision(const std::string& s) {
-  if (s.empty() || s.size() > 19 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+  if (s.empty() || s.size() > 19 ||
+      !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return std::nullopt;
   }
   return std::stoull(s);
@@ -105,13 +106,16 @@ class K8sStore final : public namer::DtabStore {
       std::string name = stringAt(meta, "name");
       if (name.empty()) return;
       std::string rv = stringAt(meta, "resourceVersion");
-      bool changed = type == "DELETED" ? apply(name, std::nullopt, rv) : apply(name, decode(obj), rv);
+      bool changed =
+          type == "DELETED" ? apply(name, std::nullopt, rv) : apply(name, decode(obj), rv);
       if (changed && onChange_) onChange_(map_);
     };
     h.onFailure = [this](const std::string& why, bool firstFailure) {
       std::string what = "the Kubernetes API at " + api_->where() + ": " + why;
       if (why.find("answered 404") != std::string::npos) {
-        what += "; is the DTab custom resource (dtabs.l5d.io) installed? kubectl apply -f k8s/namer.yaml";
+        what +=
+            "; is the DTab custom resource (dtabs.l5d.io) installed? kubectl apply -f "
+            "k8s/namer.yaml";
       }
       if (auto first = std::move(ready_)) {
         ready_ = nullptr;
@@ -121,21 +125,26 @@ class K8sStore final : public namer::DtabStore {
         });
         first(Unexpected(what));
       } else if (firstFailure) {
-        std::fprintf(stderr, "switchyard: storage io.l5d.k8s: %s; serving the last dtabs, writes fail meanwhile\n",
-                     what.c_str());
+        std::fprintf(
+            stderr,
+            "switchyard: storage io.l5d.k8s: %s; serving the last dtabs, writes fail meanwhile\n",
+            what.c_str());
       }
     };
-    h.onRecovered = [] { std::fprintf(stderr, "switchyard: storage io.l5d.k8s: watching again\n"); };
+    h.onRecovered = [] {
+      std::fprintf(stderr, "switchyard: storage io.l5d.k8s: watching again\n");
+    };
     watch_ = std::make_unique<k8s::ListWatch>(*api_, collection(), "", std::move(h));
     watch_->start();
   }
 
   void create(const std::string& ns, StoredNamespace value, Done done) override {
     if (!isObjectName(ns)) {
-      done(Unexpected(StoreError{StoreError::Kind::Invalid,
-                                 "namespace " + ns +
-                                     ": io.l5d.k8s storage keeps each namespace as a Kubernetes object, whose name "
-                                     "must be lowercase letters, digits, '-' and '.'"}));
+      done(Unexpected(StoreError{
+          StoreError::Kind::Invalid,
+          "namespace " + ns +
+              ": io.l5d.k8s storage keeps each namespace as a Kubernetes object, whose name "
+              "must be lowercase letters, digits, '-' and '.'"}));
       return;
     }
     auto body = encode(ns, value, std::nullopt);
@@ -143,13 +152,15 @@ class K8sStore final : public namer::DtabStore {
       done(Unexpected(StoreError{StoreError::Kind::Invalid, body.error()}));
       return;
     }
-    call("POST", collection(), std::move(*body), [this, ns, value, done](int status, const json& reply) mutable {
-      if (status == 201 || status == 200) return written(ns, std::move(value), reply, done);
-      if (status == 409) {
-        return done(Unexpected(StoreError{StoreError::Kind::Exists, "namespace " + ns + " already exists"}));
-      }
-      done(Unexpected(failure("creating", ns, status, reply)));
-    });
+    call("POST", collection(), std::move(*body),
+         [this, ns, value, done](int status, const json& reply) mutable {
+           if (status == 201 || status == 200) return written(ns, std::move(value), reply, done);
+           if (status == 409) {
+             return done(Unexpected(
+                 StoreError{StoreError::Kind::Exists, "namespace " + ns + " already exists"}));
+           }
+           done(Unexpected(failure("creating", ns, status, reply)));
+         });
   }
 
   void update(const std::string& ns, StoredNamespace value, std::optional<std::string> ifVersion,
@@ -160,23 +171,27 @@ class K8sStore final : public namer::DtabStore {
   void remove(const std::string& ns, std::optional<std::string> ifVersion, Done done) override {
     std::string body;
     if (ifVersion) {
-      body = json{{"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"preconditions", {{"resourceVersion", *ifVersion}}}}
+      body = json{{"kind", "DeleteOptions"},
+                  {"apiVersion", "v1"},
+                  {"preconditions", {{"resourceVersion", *ifVersion}}}}
                  .dump();
     }
-    call("DELETE", object(ns), std::move(body), [this, ns, ifVersion, done](int status, const json& reply) {
-      if (status == 200 || status == 202) {
-        // The API server answers a custom resource's delete with a Status,
-        // not the object: what was known of it is what the watch may still
-        // replay, so nothing at or before that version brings it back.
-        auto it = map_.find(ns);
-        std::string rv = it != map_.end() ? it->second.version : std::string();
-        if (apply(ns, std::nullopt, rv) && onChange_) onChange_(map_);
-        return done(std::string());
-      }
-      if (status == 404) return done(Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
-      if (status == 409) return done(Unexpected(mismatch(ns, ifVersion)));
-      done(Unexpected(failure("deleting", ns, status, reply)));
-    });
+    call("DELETE", object(ns), std::move(body),
+         [this, ns, ifVersion, done](int status, const json& reply) {
+           if (status == 200 || status == 202) {
+             // The API server answers a custom resource's delete with a Status,
+             // not the object: what was known of it is what the watch may still
+             // replay, so nothing at or before that version brings it back.
+             auto it = map_.find(ns);
+             std::string rv = it != map_.end() ? it->second.version : std::string();
+             if (apply(ns, std::nullopt, rv) && onChange_) onChange_(map_);
+             return done(std::string());
+           }
+           if (status == 404)
+             return done(Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
+           if (status == 409) return done(Unexpected(mismatch(ns, ifVersion)));
+           done(Unexpected(failure("deleting", ns, status, reply)));
+         });
   }
 
   std::string describe() const override {
@@ -187,15 +202,19 @@ class K8sStore final : public namer::DtabStore {
   std::string collection() const {
     return "/apis/l5d.io/v1alpha1/namespaces/" + runtime::percentEncode(settings_.ns) + "/dtabs";
   }
-  std::string object(const std::string& ns) const { return collection() + "/" + runtime::percentEncode(ns); }
+  std::string object(const std::string& ns) const {
+    return collection() + "/" + runtime::percentEncode(ns);
+  }
 
   // A DTab object as a namespace; nullopt (and a warning) for one whose
   // dentries are not a dtab, say one written by hand.
   std::optional<StoredNamespace> decode(const json& obj) {
     const json& meta = at(obj, "metadata");
-    auto dtab = namer::dtabFromJson(at(obj, "dentries").is_null() ? json::array() : at(obj, "dentries"));
+    auto dtab =
+        namer::dtabFromJson(at(obj, "dentries").is_null() ? json::array() : at(obj, "dentries"));
     if (!dtab) {
-      std::fprintf(stderr, "switchyard: storage io.l5d.k8s: DTab %s/%s is skipped: its dentries: %s\n",
+      std::fprintf(stderr,
+                   "switchyard: storage io.l5d.k8s: DTab %s/%s is skipped: its dentries: %s\n",
                    settings_.ns.c_str(), stringAt(meta, "name").c_str(), dtab.error().c_str());
       return std::nullopt;
     }
@@ -207,13 +226,15 @@ class K8sStore final : public namer::DtabStore {
   }
 
   Expected<std::string, std::string> encode(const std::string& ns, const StoredNamespace& value,
-                                                           std::optional<std::string> resourceVersion) const {
+                                            std::optional<std::string> resourceVersion) const {
     auto dtab = dtab::Dtab::parse(value.dtab);
     if (!dtab) return Unexpected("the dtab does not parse: " + dtab.error().message());
     json meta = {{"name", ns}, {"namespace", settings_.ns}};
     if (!value.base.empty()) meta["annotations"] = {{kBaseAnnotation, value.base}};
     if (resourceVersion) meta["resourceVersion"] = *resourceVersion;
-    json obj = {{"apiVersion", kApiVersion}, {"kind", "DTab"}, {"metadata", std::move(meta)},
+    json obj = {{"apiVersion", kApiVersion},
+                {"kind", "DTab"},
+                {"metadata", std::move(meta)},
                 {"dentries", namer::dtabToJson(*dtab)}};
     return obj.dump();
   }
@@ -221,8 +242,8 @@ class K8sStore final : public namer::DtabStore {
   // Custom resources take no unconditional update: without a version from
   // the caller, the one known here goes as the precondition, and a 409 then
   // means that copy was behind: read the object and try again.
-  void put(const std::string& ns, StoredNamespace value, std::optional<std::string> ifVersion, Done done,
-           int attempt) {
+  void put(const std::string& ns, StoredNamespace value, std::optional<std::string> ifVersion,
+           Done done, int attempt) {
     std::string version;
     if (ifVersion) {
       version = *ifVersion;
@@ -242,10 +263,12 @@ class K8sStore final : public namer::DtabStore {
     call("PUT", object(ns), std::move(*body),
          [this, ns, value, ifVersion, done, attempt](int status, const json& reply) mutable {
            if (status == 200 || status == 201) return written(ns, std::move(value), reply, done);
-           if (status == 404) return done(Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
+           if (status == 404)
+             return done(Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
            if (status == 409 && ifVersion) return done(Unexpected(mismatch(ns, ifVersion)));
            if (status == 409 && attempt < 3) {
-             return refresh(ns, [this, ns, value = std::move(value), done, attempt](std::optional<StoreError> e) mutable {
+             return refresh(ns, [this, ns, value = std::move(value), done,
+                                 attempt](std::optional<StoreError> e) mutable {
                if (e) return done(Unexpected(std::move(*e)));
                put(ns, std::move(value), std::nullopt, std::move(done), attempt + 1);
              });
@@ -262,7 +285,8 @@ class K8sStore final : public namer::DtabStore {
         return then(StoreError{StoreError::Kind::NotFound, "no namespace " + ns});
       }
       if (status != 200) return then(failure("reading", ns, status, reply));
-      if (apply(ns, decode(reply), stringAt(at(reply, "metadata"), "resourceVersion")) && onChange_) onChange_(map_);
+      if (apply(ns, decode(reply), stringAt(at(reply, "metadata"), "resourceVersion")) && onChange_)
+        onChange_(map_);
       then(std::nullopt);
     });
   }
@@ -280,7 +304,8 @@ class K8sStore final : public namer::DtabStore {
   bool apply(const std::string& ns, std::optional<StoredNamespace> value, const std::string& rv) {
     auto it = map_.find(ns);
     if (it != map_.end() && olderThan(rv, it->second.version)) return false;
-    if (auto d = deletedAt_.find(ns); d != deletedAt_.end() && notNewer(rv, d->second)) return false;
+    if (auto d = deletedAt_.find(ns); d != deletedAt_.end() && notNewer(rv, d->second))
+      return false;
     if (value) {
       value->version = rv;
       if (it != map_.end() && it->second == *value) return false;
@@ -297,15 +322,20 @@ class K8sStore final : public namer::DtabStore {
   StoreError mismatch(const std::string& ns, const std::optional<std::string>& ifVersion) const {
     auto it = map_.find(ns);
     std::string now = it != map_.end() ? " is at version " + it->second.version + "," : " changed:";
-    return StoreError{StoreError::Kind::VersionMismatch, "namespace " + ns + now + " not " + ifVersion.value_or("")};
+    return StoreError{StoreError::Kind::VersionMismatch,
+                      "namespace " + ns + now + " not " + ifVersion.value_or("")};
   }
 
-  StoreError failure(const char* doing, const std::string& ns, int status, const json& reply) const {
+  StoreError failure(const char* doing, const std::string& ns, int status,
+                     const json& reply) const {
     std::string message = stringAt(reply, "message");
     std::string why = status == 0 ? message
-                                  : "answered " + std::to_string(status) + (message.empty() ? "" : ": " + message);
-    auto kind = status == 422 || status == 400 ? StoreError::Kind::Invalid : StoreError::Kind::Unavailable;
-    return StoreError{kind, std::string(doing) + " namespace " + ns + " through the Kubernetes API at " +
+                                  : "answered " + std::to_string(status) +
+                                        (message.empty() ? "" : ": " + message);
+    auto kind =
+        status == 422 || status == 400 ? StoreError::Kind::Invalid : StoreError::Kind::Unavailable;
+    return StoreError{kind, std::string(doing) + " namespace " + ns +
+                                " through the Kubernetes API at " +
                                 (api_ ? api_->where() : std::string()) + ": " + why};
   }
 
@@ -331,7 +361,8 @@ class K8sStore final : public namer::DtabStore {
   std::function<void(Expected<NamespaceMap, std::string>)> ready_;
   std::function<void(const NamespaceMap&)> onChange_;
   NamespaceMap map_;
-  std::map<std::string, std::string> deletedAt_;  // namespace -> the resourceVersion of its deletion
+  std::map<std::string, std::string>
+      deletedAt_;  // namespace -> the resourceVersion of its deletion
   runtime::FetchSet calls_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
@@ -346,7 +377,8 @@ router::Plugin k8sStorage() {
         s.api = k8s::ApiSettings::read(r);
         s.ns = r.string("namespace", s.ns);
         if (!isObjectName(s.ns) || s.ns.find('.') != std::string::npos) {
-          r.problems().error(r.childPath("namespace"), "expected a Kubernetes namespace name, got \"" + s.ns + "\"");
+          r.problems().error(r.childPath("namespace"),
+                             "expected a Kubernetes namespace name, got \"" + s.ns + "\"");
         }
         // Namerd marked this storage experimental; the flag changes nothing here.
         r.boolean("experimental", false);
