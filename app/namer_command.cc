@@ -47,7 +47,9 @@ class NamerProcess {
                    router::NamerServiceConfig::kDefaultStorageDir);
       store_ = std::make_unique<namer::FileStore>(router::NamerServiceConfig::kDefaultStorageDir);
     }
-    namers_ = router::makeNamerHosts(config_.namers, config_.dns);
+    namers_ = router::makeNamerHosts(config_.namers, config_.dns, [this] {
+      return hosts_ ? dtab::inetNamers(hosts_->current()) : std::vector<dtab::NamerEntry>{};
+    });
     if (auto hosts = namer::HostResolver::create(loop_, config_.dns)) {
       hosts_ = std::move(*hosts);
     } else {

@@ -5,13 +5,17 @@
 
 namespace switchyard::router {
 
-NamerHosts makeNamerHosts(const std::vector<NamerConfig>& namers, const namer::DnsSettings& dns) {
+NamerHosts makeNamerHosts(const std::vector<NamerConfig>& namers, const namer::DnsSettings& dns,
+                          std::function<std::vector<dtab::NamerEntry>()> systemNamers) {
   // The hosts before any transformer; the wrappers own them and outlive
   // every call of the lookup below, which runs only through a wrapper.
   auto bases = std::make_shared<std::vector<std::pair<dtab::Path, namer::NamerHost*>>>();
-  auto baseNamers = [bases] {
+  auto baseNamers = [bases, systemNamers = std::move(systemNamers)] {
     std::vector<dtab::NamerEntry> out;
     for (const auto& [prefix, host] : *bases) out.push_back({prefix, host->current()});
+    if (systemNamers) {
+      for (auto& e : systemNamers()) out.push_back(std::move(e));
+    }
     return out;
   };
   NamerHosts out;

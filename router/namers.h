@@ -4,6 +4,7 @@
 // its own transformers (Linkerd's `namers[].transformers`) when it has any.
 // Shared by the router and the namer service.
 
+#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -18,7 +19,9 @@ namespace switchyard::router {
 using NamerHosts = std::vector<std::pair<dtab::Path, std::unique_ptr<namer::NamerHost>>>;
 
 // A transformed namer's transformers look names up through every namer as
-// it is before its own transformers.
-NamerHosts makeNamerHosts(const std::vector<NamerConfig>& namers, const namer::DnsSettings& dns);
+// it is before its own transformers, then through `systemNamers()` (the
+// process's resolving /$/inet ones), asked for on the main loop each time.
+NamerHosts makeNamerHosts(const std::vector<NamerConfig>& namers, const namer::DnsSettings& dns,
+                          std::function<std::vector<dtab::NamerEntry>()> systemNamers);
 
 }  // namespace switchyard::router

@@ -97,7 +97,9 @@ RouterProcess::RouterProcess(Config config, runtime::ConfigNode source, const Pl
     remotes_.push_back(std::move(remote));
     plans_.push_back(std::move(plan));
   }
-  namers_ = makeNamerHosts(config_.namers, config_.dns);
+  namers_ = makeNamerHosts(config_.namers, config_.dns, [this] {
+    return hosts_ ? dtab::inetNamers(hosts_->current()) : std::vector<dtab::NamerEntry>{};
+  });
   auto hosts = namer::HostResolver::create(loop_, config_.dns);
   if (hosts) {
     hosts_ = std::move(*hosts);

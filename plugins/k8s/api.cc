@@ -199,14 +199,23 @@ void ListWatch::list() {
         auto meta = j.find("metadata");
         resourceVersion_ = meta != j.end() ? stringAt(*meta, "resourceVersion") : std::string();
         relist_ = false;
-        bool recovered = failures_ > 0;
-        failures_ = 0;
-        if (recovered && handler_.onRecovered) handler_.onRecovered();
+        // The failure count stays until the watch proves itself (healthy()):
+        // a list that works followed by a watch that fails at once is still
+        // backed off, not repeated every 0.2 s.
+        handler_.onList(items->is_array() ? *items : json::array(), resourceVersion_);
         if (*gen != mine + 1) return;  // (drop() above bumped it once)
-        handler_.onList(items->is_array() ? *items : json::array());
-        if (*gen != mine + 1) return;
         watch();
       });
+}
+
+bool ListWatch::healthy() {
+  if (failures_ == 0 || api_.loop().nowMs() - watchStartMs_ < 1'000) return true;
+  failures_ = 0;
+  if (!handler_.onRecovered) return true;
+  auto gen = gen_;
+  std::uint64_t mine = *gen;
+  handler_.onRecovered();
+  return *gen == mine;  // false: the handler dropped (or destroyed) this
 }
 
 void ListWatch::watch() {
@@ -259,7 +268,7 @@ void ListWatch::watch() {
     // that keeps doing so is not hammered).
     if (api_.loop().nowMs() - watchStartMs_ < 1'000)
       return failed("the watch ended as soon as it began");
-    failures_ = 0;
+    if (!healthy()) return;
     watch();
   };
   call_ =
@@ -286,11 +295,8 @@ void ListWatch::onLine(const std::string& line) {
     });
     return;
   }
-  // The stream works: a failure after this is a new one.
-  if (failures_ > 0) {
-    failures_ = 0;
-    if (handler_.onRecovered) handler_.onRecovered();
-  }
+  // A stream that has worked for a second: a failure after this is a new one.
+  if (!healthy()) return;
   auto meta = obj.is_object() ? obj.find("metadata") : obj.end();
   if (meta != obj.end()) {
     std::string rv = stringAt(*meta, "resourceVersion");

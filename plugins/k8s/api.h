@@ -73,14 +73,15 @@ class ApiClient {
 class ListWatch {
  public:
   struct Handler {
-    // The whole state: a list's items (an array, possibly empty).
-    std::function<void(const nlohmann::json& items)> onList;
+    // The whole state: a list's items (an array, possibly empty), as of
+    // the list's resourceVersion.
+    std::function<void(const nlohmann::json& items, const std::string& resourceVersion)> onList;
     // One change: type ADDED, MODIFIED or DELETED, and the object.
     std::function<void(const std::string& type, const nlohmann::json& object)> onEvent;
     // A list or watch failed, and is tried again after a backoff. `first`:
     // the first failure since it last worked.
     std::function<void(const std::string& why, bool first)> onFailure;
-    // A watch is open again after failures.
+    // After failures, a watch has stayed open and delivered for a second.
     std::function<void()> onRecovered;
   };
   // `collection`: /api/v1/namespaces/default/endpoints; `query`: selectors
@@ -96,6 +97,9 @@ class ListWatch {
   void watch();
   void onLine(const std::string& line);
   void failed(const std::string& why);
+  // Resets the failure count once a watch has lasted a second; false if a
+  // handler dropped (or destroyed) this meanwhile.
+  bool healthy();
   void drop();
   std::string target(bool watching) const;
 

@@ -319,7 +319,7 @@ class K8sHost final : public namer::NamerHost {
     sweep_->start(
         settings_.idleMs, [this] { sweep(); }, settings_.idleMs);
     want_ = namer::makeWant(loop, alive_, [this](const std::string& key) {
-      if (watches_.count(key) || watches_.size() >= kMaxWatches) return;
+      if (watches_.count(key)) return;
       auto first = key.find('/');
       auto second = key.find('/', first + 1);
       Kind kind = key[0] == 's'              ? Kind::Services
@@ -328,7 +328,16 @@ class K8sHost final : public namer::NamerHost {
       auto w = std::make_unique<Watch>(kind, key.substr(first + 1, second - first - 1),
                                        key.substr(second + 1));
       Watch& ref = *w;
+      bool full = watches_.size() >= kMaxWatches;
       watches_.emplace(key, std::move(w));
+      if (full) {
+        // Past the budget the query is not followed but fails, saying why,
+        // until a sweep has made room (it is closed like any unused one).
+        State s;
+        s.error = "the io.l5d.k8s namer follows at most " + std::to_string(kMaxWatches) +
+                  " queries (names of services and ports); this one waits for room";
+        return update(ref, std::move(s));
+      }
       follow(ref);
     });
     publish();
@@ -347,7 +356,7 @@ class K8sHost final : public namer::NamerHost {
     Kind kind;
     std::string ns, name;
     std::map<std::string, Parsed> objects;  // by metadata.name
-    State state;
+    std::shared_ptr<const State> state = std::make_shared<const State>();  // shared with snapshots
     std::shared_ptr<std::atomic<bool>> used = std::make_shared<std::atomic<bool>>(true);
     std::unique_ptr<k8s::ListWatch> listWatch;
   };
@@ -402,7 +411,7 @@ class K8sHost final : public namer::NamerHost {
   void follow(Watch& w) {
     k8s::ListWatch::Handler h;
     Watch* wp = &w;  // its ListWatch, which holds these, dies with it
-    h.onList = [this, wp](const json& items) {
+    h.onList = [this, wp](const json& items, const std::string&) {
       wp->objects.clear();
       for (const auto& obj : items) {
         const json* m = member(obj, "metadata");
@@ -424,7 +433,7 @@ class K8sHost final : public namer::NamerHost {
       update(*wp, merge(wp->objects));
     };
     h.onFailure = [this, wp](const std::string& why, bool first) {
-      if (!wp->state.known) {
+      if (!wp->state->known) {
         // Nothing known yet: requests fail with the reason, not wait.
         State s;
         s.error = "the Kubernetes API at " + api_->where() + ": " + why;
@@ -444,8 +453,8 @@ class K8sHost final : public namer::NamerHost {
   }
 
   void update(Watch& w, State s) {
-    if (s == w.state) return;
-    w.state = std::move(s);
+    if (s == *w.state) return;
+    w.state = std::make_shared<const State>(std::move(s));
     publish();
     if (onChange_) onChange_();
   }
@@ -453,7 +462,7 @@ class K8sHost final : public namer::NamerHost {
   void publish() {
     Snapshot::States states;
     for (const auto& [k, w] : watches_)
-      states.emplace(k, Entry{std::make_shared<const State>(w->state), w->used});
+      states.emplace(k, Entry{w->state, w->used});
     snapshot_ = std::make_shared<Snapshot>(ctx_.prefix, std::move(states), want_);
   }
 

@@ -84,14 +84,34 @@ class K8sStore final : public namer::DtabStore {
     ready_ = std::move(ready);
     api_ = std::make_unique<k8s::ApiClient>(loop_, settings_.api);
     k8s::ListWatch::Handler h;
-    h.onList = [this](const json& items) {
+    h.onList = [this](const json& items, const std::string& listVersion) {
       NamespaceMap map;
       for (const auto& obj : items) {
         std::string name = stringAt(at(obj, "metadata"), "name");
         if (name.empty()) continue;
         if (auto v = decode(obj)) map[name] = std::move(*v);
       }
-      deletedAt_.clear();
+      // A list may have been answered before a write of this replica's was
+      // (it was asked for earlier): what is known here past the list's
+      // version stays, and so do deletions the list is older than.
+      for (const auto& [ns, v] : map_) {
+        auto listed = map.find(ns);
+        if (olderThan(listVersion, v.version) &&
+            (listed == map.end() || olderThan(listed->second.version, v.version))) {
+          map[ns] = v;
+        }
+      }
+      for (auto it = deletedAt_.begin(); it != deletedAt_.end();) {
+        auto listed = map.find(it->first);
+        if (listed != map.end() && notNewer(listed->second.version, it->second)) {
+          map.erase(listed);
+          ++it;
+        } else if (listed != map.end() || olderThan(it->second, listVersion)) {
+          it = deletedAt_.erase(it);  // the list is past it: nothing to guard against
+        } else {
+          ++it;
+        }
+      }
       bool changed = map != map_;
       map_ = std::move(map);
       if (auto first = std::move(ready_)) {
@@ -147,7 +167,7 @@ class K8sStore final : public namer::DtabStore {
               "must be lowercase letters, digits, '-' and '.'"}));
       return;
     }
-    auto body = encode(ns, value, std::nullopt);
+    auto body = encode(ns, value);
     if (!body) {
       done(Unexpected(StoreError{StoreError::Kind::Invalid, body.error()}));
       return;
@@ -184,6 +204,7 @@ class K8sStore final : public namer::DtabStore {
              // replay, so nothing at or before that version brings it back.
              auto it = map_.find(ns);
              std::string rv = it != map_.end() ? it->second.version : std::string();
+             if (ifVersion && (rv.empty() || olderThan(rv, *ifVersion))) rv = *ifVersion;
              if (apply(ns, std::nullopt, rv) && onChange_) onChange_(map_);
              return done(std::string());
            }
@@ -206,10 +227,12 @@ class K8sStore final : public namer::DtabStore {
     return collection() + "/" + runtime::percentEncode(ns);
   }
 
-  // A DTab object as a namespace; nullopt (and a warning) for one whose
-  // dentries are not a dtab, say one written by hand.
+  // A DTab object as a namespace; nullopt for one being deleted, and (with a
+  // warning) for one whose dentries are not a dtab, say one written by hand.
   std::optional<StoredNamespace> decode(const json& obj) {
     const json& meta = at(obj, "metadata");
+    // Being deleted (a finalizer holds it): gone as far as routing goes.
+    if (!at(meta, "deletionTimestamp").is_null()) return std::nullopt;
     auto dtab =
         namer::dtabFromJson(at(obj, "dentries").is_null() ? json::array() : at(obj, "dentries"));
     if (!dtab) {
@@ -225,13 +248,13 @@ class K8sStore final : public namer::DtabStore {
     return v;
   }
 
-  Expected<std::string, std::string> encode(const std::string& ns, const StoredNamespace& value,
-                                            std::optional<std::string> resourceVersion) const {
+  // A new DTab object.
+  Expected<std::string, std::string> encode(const std::string& ns,
+                                            const StoredNamespace& value) const {
     auto dtab = dtab::Dtab::parse(value.dtab);
     if (!dtab) return Unexpected("the dtab does not parse: " + dtab.error().message());
     json meta = {{"name", ns}, {"namespace", settings_.ns}};
     if (!value.base.empty()) meta["annotations"] = {{kBaseAnnotation, value.base}};
-    if (resourceVersion) meta["resourceVersion"] = *resourceVersion;
     json obj = {{"apiVersion", kApiVersion},
                 {"kind", "DTab"},
                 {"metadata", std::move(meta)},
@@ -239,56 +262,52 @@ class K8sStore final : public namer::DtabStore {
     return obj.dump();
   }
 
-  // Custom resources take no unconditional update: without a version from
-  // the caller, the one known here goes as the precondition, and a 409 then
-  // means that copy was behind: read the object and try again.
+  // An update reads the object first and writes it back with the new
+  // dentries and base, so what others set on it (labels, annotations,
+  // kubectl's last-applied configuration) is kept. Custom resources take no
+  // unconditional update: the precondition is the caller's version or, with
+  // none, the one just read; a 409 then means someone wrote in between, and
+  // the read and write are tried again (3 times at most).
   void put(const std::string& ns, StoredNamespace value, std::optional<std::string> ifVersion,
            Done done, int attempt) {
-    std::string version;
-    if (ifVersion) {
-      version = *ifVersion;
-    } else {
-      auto it = map_.find(ns);
-      if (it == map_.end()) {
-        done(Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
-        return;
-      }
-      version = it->second.version;
-    }
-    auto body = encode(ns, value, version);
-    if (!body) {
-      done(Unexpected(StoreError{StoreError::Kind::Invalid, body.error()}));
+    auto dtab = dtab::Dtab::parse(value.dtab);
+    if (!dtab) {
+      done(Unexpected(StoreError{StoreError::Kind::Invalid,
+                                 "the dtab does not parse: " + dtab.error().message()}));
       return;
     }
-    call("PUT", object(ns), std::move(*body),
-         [this, ns, value, ifVersion, done, attempt](int status, const json& reply) mutable {
-           if (status == 200 || status == 201) return written(ns, std::move(value), reply, done);
+    call("GET", object(ns), "",
+         [this, ns, value = std::move(value), ifVersion, done = std::move(done), attempt,
+          dentries = namer::dtabToJson(*dtab)](int status, const json& current) mutable {
            if (status == 404)
              return done(Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
-           if (status == 409 && ifVersion) return done(Unexpected(mismatch(ns, ifVersion)));
-           if (status == 409 && attempt < 3) {
-             return refresh(ns, [this, ns, value = std::move(value), done,
-                                 attempt](std::optional<StoreError> e) mutable {
-               if (e) return done(Unexpected(std::move(*e)));
-               put(ns, std::move(value), std::nullopt, std::move(done), attempt + 1);
-             });
+           if (status != 200 || !current.is_object())
+             return done(Unexpected(failure("reading", ns, status, current)));
+           json obj = current;
+           json& meta = obj["metadata"];
+           if (!meta.is_object()) meta = json::object();
+           if (ifVersion) meta["resourceVersion"] = *ifVersion;
+           json& annotations = meta["annotations"];
+           if (!annotations.is_object()) annotations = json::object();
+           if (value.base.empty()) {
+             annotations.erase(kBaseAnnotation);
+           } else {
+             annotations[kBaseAnnotation] = value.base;
            }
-           done(Unexpected(failure("updating", ns, status, reply)));
+           if (annotations.empty()) meta.erase("annotations");
+           obj["dentries"] = std::move(dentries);
+           call("PUT", object(ns), obj.dump(),
+                [this, ns, value, ifVersion, done, attempt](int put, const json& reply) mutable {
+                  if (put == 200 || put == 201) return written(ns, std::move(value), reply, done);
+                  if (put == 404)
+                    return done(
+                        Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
+                  if (put == 409 && ifVersion) return done(Unexpected(mismatch(ns, ifVersion)));
+                  if (put == 409 && attempt < 3)
+                    return this->put(ns, std::move(value), std::nullopt, std::move(done), attempt + 1);
+                  done(Unexpected(failure("updating", ns, put, reply)));
+                });
          });
-  }
-
-  // Reads one object into the map (ahead of the watch).
-  void refresh(const std::string& ns, std::function<void(std::optional<StoreError>)> then) {
-    call("GET", object(ns), "", [this, ns, then = std::move(then)](int status, const json& reply) {
-      if (status == 404) {
-        if (apply(ns, std::nullopt, "") && onChange_) onChange_(map_);
-        return then(StoreError{StoreError::Kind::NotFound, "no namespace " + ns});
-      }
-      if (status != 200) return then(failure("reading", ns, status, reply));
-      if (apply(ns, decode(reply), stringAt(at(reply, "metadata"), "resourceVersion")) && onChange_)
-        onChange_(map_);
-      then(std::nullopt);
-    });
   }
 
   // A write the API server took: its answer is the object as stored, known

@@ -213,11 +213,47 @@ routers:
         y.stop()
 
 
+def test_updates_keep_what_others_set(c):
+    api = K8sApiServer()
+    api.start()
+    a = Namer(BINARY, namer_config(api))
+    try:
+        http("POST", a.api_url("/api/1/dtabs/default"), body=b"/svc => /#/a")
+        s, obj = api_call(api, "GET", DTABS + "/default")
+        obj["metadata"]["labels"] = {"team": "payments"}
+        obj["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+        c.eq(api_call(api, "PUT", DTABS + "/default", obj)[0], 200, "kubectl labels and annotates the DTab")
+        c.check(wait_until(lambda: dtab_of(a, "default")[1] == '"%s"' % api_call(api, "GET", DTABS + "/default")[1]
+                           ["metadata"]["resourceVersion"], 5), "the namer sees the new version")
+        s, _, _ = http("PUT", a.api_url("/api/1/dtabs/default"), body=b"/svc => /#/b")
+        c.eq(s, 204, "an update through the namer")
+        s, obj = api_call(api, "GET", DTABS + "/default")
+        c.eq((obj["dentries"], obj["metadata"].get("labels"), obj["metadata"].get("annotations")),
+             ([{"prefix": "/svc", "dst": "/#/b"}], {"team": "payments"},
+              {"kubectl.kubernetes.io/last-applied-configuration": "{}"}),
+             "changes the dentries and keeps the labels and annotations others set")
+
+        s, _ = api_call(api, "POST", DTABS, {"apiVersion": "l5d.io/v1alpha1", "kind": "DTab",
+                                             "metadata": {"name": "broken"},
+                                             "dentries": [{"prefix": "no-slash", "dst": "/x"}]})
+        c.eq(s, 201, "a DTab whose dentries are no dtab, written by hand")
+        c.check(wait_until(lambda: "DTab linkerd/broken is skipped" in a.stderr(), 5),
+                "is skipped, with a warning naming it: %r" % a.stderr()[-300:])
+        c.eq(dtab_of(a, "broken")[0], 404, "so the API does not show it")
+        s, _, _ = http("PUT", a.api_url("/api/1/dtabs/broken"), body=b"/svc => /#/fixed")
+        c.eq(s, 204, "and a PUT through the namer repairs it")
+        c.check(wait_until(lambda: dtab_of(a, "broken")[0] == "/svc=>/#/fixed", 5), "after which it is served")
+    finally:
+        a.stop()
+        api.stop()
+
+
 TESTS = [
     test_replicas_share_dtab_objects,
     test_missing_crd_stops_the_service,
     test_api_outage_keeps_reads,
     test_one_watch_serves_every_router,
+    test_updates_keep_what_others_set,
 ]
 
 if __name__ == "__main__":
