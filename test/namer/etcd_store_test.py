@@ -12,7 +12,6 @@ Usage: etcd_store_test.py SWITCHYARD_BINARY [TEST_NAME ...]
 import json
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -68,27 +67,7 @@ def test_replicas_share_etcd(c):
         # 16 writers, half through each replica, each adding one with If-Match.
         http("POST", a.api_url("/api/1/dtabs/counter"), body=b"/count => /#/0")
         per_writer = 5
-        errors = []
-
-        def writer(n):
-            done = 0
-            while done < per_writer:
-                s, h, body = http("GET", n.api_url("/api/1/dtabs/counter"), headers={"Accept": "application/dtab"})
-                if s != 200:
-                    continue  # the other replica's create may not have arrived yet
-                value = int(body.decode().rsplit("/", 1)[1])
-                s, _, _ = http("PUT", n.api_url("/api/1/dtabs/counter"), headers={"If-Match": header(h, "ETag")},
-                               body=("/count => /#/%d" % (value + 1)).encode())
-                if s == 204:
-                    done += 1
-                elif s != 412:
-                    errors.append(s)
-                    return
-        threads = [threading.Thread(target=writer, args=(a if i % 2 else b,)) for i in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = harness.increment_concurrently([b, a], "counter", 16, per_writer)
         c.eq(errors, [], "no writer failed")
         p = etcd.ctl("get", "/namerd/dtabs/counter", "--print-value-only")
         c.eq(p.stdout.strip(), "/count=>/#/%d" % (16 * per_writer), "16 writers over two replicas lost no update")

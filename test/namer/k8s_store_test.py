@@ -14,7 +14,6 @@ Usage: k8s_store_test.py SWITCHYARD_BINARY [TEST_NAME ...]
 import json
 import os
 import sys
-import threading
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -104,27 +103,7 @@ def test_replicas_share_dtab_objects(c):
         # 16 writers, half through each replica, each adding one with If-Match.
         http("POST", a.api_url("/api/1/dtabs/counter"), body=b"/count => /#/0")
         per_writer = 4
-        errors = []
-
-        def writer(n):
-            done = 0
-            while done < per_writer:
-                s, h, body = http("GET", n.api_url("/api/1/dtabs/counter"), headers={"Accept": "application/dtab"})
-                if s != 200:
-                    continue  # the other replica's create may not have arrived yet
-                value = int(body.decode().rsplit("/", 1)[1])
-                s, _, _ = http("PUT", n.api_url("/api/1/dtabs/counter"), headers={"If-Match": header(h, "ETag")},
-                               body=("/count => /#/%d" % (value + 1)).encode())
-                if s == 204:
-                    done += 1
-                elif s != 412:
-                    errors.append(s)
-                    return
-        threads = [threading.Thread(target=writer, args=(a if i % 2 else b,)) for i in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors = harness.increment_concurrently([b, a], "counter", 16, per_writer)
         c.eq(errors, [], "no writer failed")
         s, obj = api_call(api, "GET", DTABS + "/counter")
         c.eq(obj.get("dentries"), [{"prefix": "/count", "dst": "/#/%d" % (16 * per_writer)}],

@@ -240,9 +240,12 @@ routers:
             x.stop()
 
 
-def test_two_node_daemonset_on_loopback(c):
+def two_nodes(c, namers, out_router, client):
     """Router A (node-0, 127.0.0.1) sends to router B (node-1, 127.0.0.2),
-    which delivers to the backend on its own node."""
+    which delivers to the backend on its own node. `namers` and `out_router`
+    are YAML for the namers (after a plain io.l5d.k8s one) and the outgoing
+    router's dtab and interpreter; `client` is the bound name A's outgoing
+    router must have used."""
     port = free_port(harness.socket.SOCK_STREAM)
     incoming = free_port(harness.socket.SOCK_STREAM)
     b = Backend("b", host="127.0.0.2", port=port)
@@ -258,14 +261,11 @@ def test_two_node_daemonset_on_loopback(c):
         return Router(BINARY, """admin: {port: 0}
 namers:
 - {kind: io.l5d.k8s, port: %d}
+%s
 routers:
 - protocol: http
   label: out
-  interpreter:
-    kind: default
-    transformers:
-    - {kind: io.l5d.k8s.daemonset, namespace: linkerd, port: incoming, service: l5d}
-  dtab: /svc => /#/io.l5d.k8s/default/http;
+%s
   servers: [{ip: %s, port: 0}]
 - protocol: http
   label: in
@@ -275,7 +275,7 @@ routers:
     - kind: io.l5d.k8s.localnode
   dtab: /svc => /#/io.l5d.k8s/default/http;
   servers: [{ip: %s, port: %d}]
-""" % (api.port, ip, ip, incoming), env={"NODE_NAME": node})
+""" % (api.port, namers % {"api": api.port}, out_router, ip, ip, incoming), env={"NODE_NAME": node})
     ra = node_router("127.0.0.1", "node-0")
     rb = node_router("127.0.0.2", "node-1")
     try:
@@ -283,16 +283,45 @@ routers:
         c.eq((s, json.loads(body).get("backend") if s == 200 else body), (200, "b"),
              "a request entering router A on node-0 reaches the backend on node-1")
 
-        def requests(router, label):
-            m = json.loads(http("GET", router.admin_url("/admin/metrics.json"))[2])
+        def metrics(router):
+            return json.loads(http("GET", router.admin_url("/admin/metrics.json"))[2])
+
+        def requests(m, label):
             return sum(v for k, v in m.items() if k.startswith("rt/%s/server/" % label) and k.endswith("/requests"))
-        c.eq((requests(ra, "out"), requests(rb, "in"), requests(ra, "in")), (1, 1, 0),
+        ma, mb = metrics(ra), metrics(rb)
+        c.eq((requests(ma, "out"), requests(mb, "in"), requests(ma, "in")), (1, 1, 0),
              "through A's outgoing router and B's incoming router, not A's incoming")
+        c.eq(ma.get("rt/out/client/%s/requests" % client), 1,
+             "bound as %s: %s" % (client, [k for k in ma if "/client/" in k][:3]))
+        c.eq(mb.get("rt/in/client/%/io.l5d.k8s.localnode/#/io.l5d.k8s/default/http/web/requests"), 1,
+             "and B's plain namer's name has no daemonset prefix")
     finally:
         ra.stop()
         rb.stop()
         api.stop()
         b.stop()
+
+
+def test_two_node_daemonset_on_loopback(c):
+    two_nodes(c, "", """  interpreter:
+    kind: default
+    transformers:
+    - {kind: io.l5d.k8s.daemonset, namespace: linkerd, port: incoming, service: l5d}
+  dtab: /svc => /#/io.l5d.k8s/default/http;""",
+              "%/io.l5d.k8s.daemonset/linkerd/incoming/l5d/#/io.l5d.k8s/default/http/web")
+
+
+def test_daemonset_as_a_namer_transformer(c):
+    """Linkerd's egress pattern: the daemonset transformer on a second
+    io.l5d.k8s namer (namers[].transformers) rather than on the
+    interpreter; it finds the routers through the plain namer."""
+    two_nodes(c, """- kind: io.l5d.k8s
+  prefix: /io.l5d.k8s.ds
+  port: %(api)d
+  transformers:
+  - {kind: io.l5d.k8s.daemonset, namespace: linkerd, port: incoming, service: l5d}""",
+              "  dtab: /svc => /#/io.l5d.k8s.ds/default/http;",
+              "%/io.l5d.k8s.daemonset/linkerd/incoming/l5d/#/io.l5d.k8s.ds/default/http/web")
 
 
 def test_api_unreachable_from_the_start(c):
@@ -554,65 +583,6 @@ routers:
         api.stop()
         for x in (a, b, const):
             x.stop()
-
-
-def test_daemonset_as_a_namer_transformer(c):
-    """Linkerd's egress pattern: the daemonset transformer on a second
-    io.l5d.k8s namer (namers[].transformers) rather than on the
-    interpreter; it finds the routers through the plain namer."""
-    port = free_port(harness.socket.SOCK_STREAM)
-    incoming = free_port(harness.socket.SOCK_STREAM)
-    b = Backend("b", host="127.0.0.2", port=port)
-    api = K8sApiServer()
-    api.start()
-    api.put_service({"namespace": "default", "name": "web", "ports": [{"name": "http", "port": 80, "targetPort": port}],
-                     "endpoints": [{"ip": "127.0.0.2", "nodeName": "node-1"}]})
-    api.put_service({"namespace": "linkerd", "name": "l5d",
-                     "ports": [{"name": "incoming", "port": 4141, "targetPort": incoming}],
-                     "endpoints": [{"ip": "127.0.0.1", "nodeName": "node-0"}, {"ip": "127.0.0.2", "nodeName": "node-1"}]})
-
-    def node_router(ip, node):
-        return Router(BINARY, """admin: {port: 0}
-namers:
-- {kind: io.l5d.k8s, port: %d}
-- kind: io.l5d.k8s
-  prefix: /io.l5d.k8s.ds
-  port: %d
-  transformers:
-  - {kind: io.l5d.k8s.daemonset, namespace: linkerd, port: incoming, service: l5d}
-routers:
-- protocol: http
-  label: out
-  dtab: /svc => /#/io.l5d.k8s.ds/default/http;
-  servers: [{ip: %s, port: 0}]
-- protocol: http
-  label: in
-  interpreter:
-    kind: default
-    transformers:
-    - kind: io.l5d.k8s.localnode
-  dtab: /svc => /#/io.l5d.k8s/default/http;
-  servers: [{ip: %s, port: %d}]
-""" % (api.port, api.port, ip, ip, incoming), env={"NODE_NAME": node})
-    ra = node_router("127.0.0.1", "node-0")
-    rb = node_router("127.0.0.2", "node-1")
-    try:
-        s, h, body = http("GET", "http://web/", proxy=("127.0.0.1", ra.port("out")))
-        c.eq((s, json.loads(body).get("backend") if s == 200 else body), (200, "b"),
-             "a request entering router A on node-0 reaches the backend on node-1")
-        m = json.loads(http("GET", ra.admin_url("/admin/metrics.json"))[2])
-        key = "rt/out/client/%/io.l5d.k8s.daemonset/linkerd/incoming/l5d/#/io.l5d.k8s.ds/default/http/web/requests"
-        c.eq(m.get(key), 1, "through the transformed namer's name: %s" % [k for k in m if "/client/" in k][:3])
-        mb = json.loads(http("GET", rb.admin_url("/admin/metrics.json"))[2])
-        c.eq(sum(v for k, v in mb.items() if k.startswith("rt/in/server/") and k.endswith("/requests")), 1,
-             "and B's incoming router delivered it")
-        c.eq(mb.get("rt/in/client/%/io.l5d.k8s.localnode/#/io.l5d.k8s/default/http/web/requests"), 1,
-             "whose plain namer's name has no daemonset prefix: %s" % [k for k in mb if "/client/" in k][:3])
-    finally:
-        ra.stop()
-        rb.stop()
-        api.stop()
-        b.stop()
 
 
 def test_idle_watches_are_closed(c):

@@ -542,6 +542,36 @@ class Namer(Router):
         return "http://127.0.0.1:%d%s" % (self.api_port(index), path)
 
 
+def increment_concurrently(replicas, ns, writers=16, per_writer=5):
+    """`writers` threads, spread over the namer services `replicas` in turn,
+    each adding one to the namespace `ns`'s `/count => /#/N`, read then
+    written with If-Match, `per_writer` times (a 412 is tried again). The
+    namespace must exist. Returns the statuses that were neither 204 nor
+    412 (empty when every write went through)."""
+    errors = []
+
+    def writer(n):
+        done = 0
+        while done < per_writer:
+            s, h, body = http("GET", n.api_url("/api/1/dtabs/" + ns), headers={"Accept": "application/dtab"})
+            if s != 200:
+                continue  # another replica's create may not have arrived yet
+            value = int(body.decode().rsplit("/", 1)[1])
+            s, _, _ = http("PUT", n.api_url("/api/1/dtabs/" + ns), headers={"If-Match": header(h, "ETag")},
+                           body=("/count => /#/%d" % (value + 1)).encode())
+            if s == 204:
+                done += 1
+            elif s != 412:
+                errors.append(s)
+                return
+    threads = [threading.Thread(target=writer, args=(replicas[i % len(replicas)],)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 # --------------------------------------------------------------------------
 # HTTP clients
 # --------------------------------------------------------------------------
