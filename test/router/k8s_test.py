@@ -192,6 +192,24 @@ def test_missing_port_and_deleted_service(c):
         fallback.stop()
 
 
+def transforming_router(api, label, transformers, env=None):
+    """A router whose one router `label` binds /svc through io.l5d.k8s and
+    then the interpreter's `transformers` (YAML list items)."""
+    return Router(BINARY, """admin: {port: 0}
+namers:
+- {kind: io.l5d.k8s, port: %d}
+routers:
+- protocol: http
+  label: %s
+  interpreter:
+    kind: default
+    transformers:
+%s
+  dtab: /svc => /#/io.l5d.k8s/default/http;
+  servers: [{port: 0}]
+""" % (api.port, label, transformers), env=env)
+
+
 def test_localnode_and_port_transformers(c):
     port = free_port(harness.socket.SOCK_STREAM)
     other = free_port(harness.socket.SOCK_STREAM)
@@ -202,22 +220,9 @@ def test_localnode_and_port_transformers(c):
     api.start()
     service(api, ["127.0.0.1", "127.0.0.2"], port)
 
-    def router(transformers):
-        return Router(BINARY, """admin: {port: 0}
-namers:
-- {kind: io.l5d.k8s, port: %d}
-routers:
-- protocol: http
-  label: in
-  interpreter:
-    kind: default
-    transformers:
-%s
-  dtab: /svc => /#/io.l5d.k8s/default/http;
-  servers: [{port: 0}]
-""" % (api.port, transformers), env={"NODE_NAME": "node-1"})
-    r1 = router("    - kind: io.l5d.k8s.localnode")
-    r2 = router("    - kind: io.l5d.k8s.localnode\n    - {kind: io.l5d.port, port: %d}" % other)
+    r1 = transforming_router(api, "in", "    - kind: io.l5d.k8s.localnode", {"NODE_NAME": "node-1"})
+    r2 = transforming_router(api, "in", "    - kind: io.l5d.k8s.localnode\n    - {kind: io.l5d.port, port: %d}" % other,
+                             {"NODE_NAME": "node-1"})
     try:
         got = set()
         for _ in range(20):
@@ -550,19 +555,7 @@ def test_specific_host_replace_and_const_transformers(c):
     service(api, ["127.0.0.1", "127.0.0.2"], port, name="web2")
 
     def router(transformers):
-        return Router(BINARY, """admin: {port: 0}
-namers:
-- {kind: io.l5d.k8s, port: %d}
-routers:
-- protocol: http
-  label: out
-  interpreter:
-    kind: default
-    transformers:
-%s
-  dtab: /svc => /#/io.l5d.k8s/default/http;
-  servers: [{port: 0}]
-""" % (api.port, transformers))
+        return transforming_router(api, "out", transformers)
     by_ip = router("    - {kind: io.l5d.specificHost, host: 127.0.0.2}")
     by_name = router("    - {kind: io.l5d.specificHost, host: localhost}")
     replaced = router("    - {kind: io.l5d.replace, path: /#/shared}")
