@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <csignal>
 #include <tuple>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -162,29 +163,50 @@ class NamerProcess {
   void admin(const runtime::HttpRequest& req, runtime::HttpResponder& r) {
     std::string path = req.path();
     if (path == "/admin/ping") return r.reply(200, "text/plain", "pong");
-    const auto& s = api_->stats();
-    // name, value, counter?, help
-    const std::tuple<const char*, std::uint64_t, bool, const char*> metrics[] = {
-        {"namer/api/requests", s.requests, true, "API requests"},
-        {"namer/api/writes", s.writes, true, "Namespace writes acknowledged"},
-        {"namer/api/rejected", s.rejected, true, "API requests answered 4xx"},
-        {"namer/api/watches", s.watches, false, "Watch streams open now"},
-        {"namer/api/updates_sent", s.updatesSent, true, "Changes sent on watch streams"},
+    // One metric: its metrics.json name, its Prometheus family and labels.
+    struct Metric {
+      std::string name, family, labels;
+      bool counter;
+      std::string help;
+      double value;
     };
+    const auto& s = api_->stats();
+    std::vector<Metric> metrics = {
+        {"namer/api/requests", "namer_api_requests", "", true, "API requests", double(s.requests)},
+        {"namer/api/writes", "namer_api_writes", "", true, "Namespace writes acknowledged", double(s.writes)},
+        {"namer/api/rejected", "namer_api_rejected", "", true, "API requests answered 4xx", double(s.rejected)},
+        {"namer/api/watches", "namer_api_watches", "", false, "Watch streams open now", double(s.watches)},
+        {"namer/api/updates_sent", "namer_api_updates_sent", "", true, "Changes sent on watch streams",
+         double(s.updatesSent)},
+    };
+    for (const auto& [prefix, host] : namers_) {
+      std::string label;  // a Prometheus label value: \ and " escaped
+      for (char ch : prefix.show()) label += ch == '\\' || ch == '"' ? std::string("\\") + ch : std::string(1, ch);
+      for (const auto& st : host->stats()) {
+        metrics.push_back({"namer" + prefix.show() + "/" + st.name, "namer_" + st.name,
+                           "namer=\"" + label + "\"", st.counter, st.help, st.value});
+      }
+    }
     if (path == "/admin/metrics.json") {
       nlohmann::json j = nlohmann::json::object();
-      for (const auto& [name, value, counter, help] : metrics) j[name] = value;
+      for (const auto& m : metrics) j[m.name] = m.value;
       return r.reply(200, "application/json", j.dump());
     }
     if (path == "/admin/metrics/prometheus" ||
         std::find(prometheusPaths_.begin(), prometheusPaths_.end(), path) != prometheusPaths_.end()) {
+      // A family's samples together, its HELP and TYPE once.
+      std::stable_sort(metrics.begin(), metrics.end(),
+                       [](const Metric& x, const Metric& y) { return x.family < y.family; });
       std::string out;
-      for (const auto& [name, value, counter, help] : metrics) {
-        std::string n = name;
-        for (char& ch : n) ch = ch == '/' ? '_' : ch;
-        if (counter) n += "_total";
-        out += std::string("# HELP ") + n + " " + help + "\n# TYPE " + n + (counter ? " counter\n" : " gauge\n") + n +
-               " " + std::to_string(value) + "\n";
+      for (std::size_t i = 0; i < metrics.size(); ++i) {
+        const Metric& m = metrics[i];
+        std::string n = m.family + (m.counter ? "_total" : "");
+        if (i == 0 || metrics[i - 1].family != m.family) {
+          out += "# HELP " + n + " " + m.help + "\n# TYPE " + n + (m.counter ? " counter\n" : " gauge\n");
+        }
+        char value[32];
+        std::snprintf(value, sizeof value, "%.17g", m.value);
+        out += n + (m.labels.empty() ? "" : "{" + m.labels + "}") + " " + value + "\n";
       }
       return r.reply(200, "text/plain; version=0.0.4", out);
     }

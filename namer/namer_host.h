@@ -7,6 +7,8 @@
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "dtab/namer.h"
 #include "dtab/path.h"
@@ -21,6 +23,15 @@ struct NamerContext {
   DnsSettings dns;    // the process's `dns` block
 };
 
+// A number a namer reports about itself, for the admin metrics
+// (`namer/#/io.l5d.k8s/watches`).
+struct NamerStat {
+  std::string name;  // one path element: "watches"
+  bool counter = false;  // else a gauge
+  std::string help;
+  double value = 0;
+};
+
 class NamerHost {
  public:
   virtual ~NamerHost() = default;
@@ -28,6 +39,8 @@ class NamerHost {
   virtual void start(runtime::Loop& loop, std::function<void()> onChange) = 0;
   // The namer as of now. Immutable; safe to share between threads.
   virtual std::shared_ptr<const dtab::Namer> current() const = 0;
+  // Its own numbers, on the loop (none by default).
+  virtual std::vector<NamerStat> stats() const { return {}; }
 };
 
 }  // namespace switchyard::namer

@@ -209,6 +209,12 @@ std::vector<ProcessMetric> RouterProcess::processMetrics() const {
     out.push_back({at + "updates", "rt:interpreter:namerd:updates", l, true,
                    "Bound trees received from the namer service", static_cast<double>(st.updates)});
   }
+  for (const auto& [prefix, host] : namers_) {
+    for (const auto& st : host->stats()) {
+      out.push_back({"namer" + prefix.show() + "/" + st.name, "namer:" + st.name, {{"namer", prefix.show()}},
+                     st.counter, st.help, st.value});
+    }
+  }
   if (!hosts_) return out;
   auto st = hosts_->stats();
   out.push_back({"inet/dns/lookups", "inet:dns:lookups", {}, true, "DNS lookups of /$/inet host names",

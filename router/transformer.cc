@@ -91,6 +91,7 @@ class TransformingHost final : public namer::NamerHost {
                    std::function<std::vector<dtab::NamerEntry>()> baseNamers)
       : inner_(std::move(inner)), transformers_(std::move(transformers)), baseNamers_(std::move(baseNamers)) {}
   void start(runtime::Loop& loop, std::function<void()> onChange) override { inner_->start(loop, std::move(onChange)); }
+  std::vector<namer::NamerStat> stats() const override { return inner_->stats(); }
   std::shared_ptr<const dtab::Namer> current() const override {
     auto namers = std::make_shared<const std::vector<dtab::NamerEntry>>(baseNamers_());
     return std::make_shared<TransformedNamer>(inner_->current(), transformers_, namersContext(std::move(namers)));

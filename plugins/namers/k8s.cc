@@ -336,7 +336,8 @@ class K8sHost final : public namer::NamerHost {
         State s;
         s.error = "the io.l5d.k8s namer follows at most " + std::to_string(kMaxWatches) +
                   " queries (names of services and ports); this one waits for room";
-        return update(ref, std::move(s));
+        update(ref, std::move(s));
+        return;
       }
       follow(ref);
     });
@@ -345,6 +346,23 @@ class K8sHost final : public namer::NamerHost {
   }
 
   std::shared_ptr<const dtab::Namer> current() const override { return snapshot_; }
+
+  std::vector<namer::NamerStat> stats() const override {
+    double failing = 0;
+    for (const auto& [k, w] : watches_) failing += w->failing ? 1 : 0;
+    return {
+        {"watches", false, "Kubernetes queries followed now (a service's endpoints, or its Service)",
+         static_cast<double>(watches_.size())},
+        {"watches_failing", false,
+         "Followed queries whose last list or watch failed: serving their last state", failing},
+        {"lists", true, "Lists answered by the Kubernetes API", static_cast<double>(lists_)},
+        {"events", true, "Watch events that changed what a query holds", static_cast<double>(events_)},
+        {"failures", true, "Lists and watches that failed (each retried after a backoff)",
+         static_cast<double>(failures_)},
+        {"idle_closed", true, "Queries closed because nobody asked for them",
+         static_cast<double>(idleClosed_)},
+    };
+  }
 
  private:
   static constexpr std::size_t kMaxWatches = 20'000;
@@ -358,6 +376,7 @@ class K8sHost final : public namer::NamerHost {
     std::map<std::string, Parsed> objects;  // by metadata.name
     std::shared_ptr<const State> state = std::make_shared<const State>();  // shared with snapshots
     std::shared_ptr<std::atomic<bool>> used = std::make_shared<std::atomic<bool>>(true);
+    bool failing = false;  // the last list or watch failed, and none has lasted since
     std::unique_ptr<k8s::ListWatch> listWatch;
   };
 
@@ -372,6 +391,7 @@ class K8sHost final : public namer::NamerHost {
       if (!it->second->used->exchange(false)) {
         it = watches_.erase(it);  // its ListWatch goes with it: no callback after this
         ++closed;
+        ++idleClosed_;
       } else {
         ++it;
       }
@@ -412,6 +432,7 @@ class K8sHost final : public namer::NamerHost {
     k8s::ListWatch::Handler h;
     Watch* wp = &w;  // its ListWatch, which holds these, dies with it
     h.onList = [this, wp](const json& items, const std::string&) {
+      ++lists_;
       wp->objects.clear();
       for (const auto& obj : items) {
         const json* m = member(obj, "metadata");
@@ -430,9 +451,11 @@ class K8sHost final : public namer::NamerHost {
       } else {
         wp->objects[name] = parse(wp->kind, obj);
       }
-      update(*wp, merge(wp->objects));
+      if (update(*wp, merge(wp->objects))) ++events_;
     };
     h.onFailure = [this, wp](const std::string& why, bool first) {
+      ++failures_;
+      wp->failing = true;
       if (!wp->state->known) {
         // Nothing known yet: requests fail with the reason, not wait.
         State s;
@@ -445,6 +468,7 @@ class K8sHost final : public namer::NamerHost {
       }
     };
     h.onRecovered = [this, wp] {
+      wp->failing = false;
       std::fprintf(stderr, "switchyard: %s: %s %s/%s: watching again\n", ctx_.prefix.show().c_str(),
                    kindName(wp->kind), wp->ns.c_str(), wp->name.c_str());
     };
@@ -452,11 +476,13 @@ class K8sHost final : public namer::NamerHost {
     w.listWatch->start();
   }
 
-  void update(Watch& w, State s) {
-    if (s == *w.state) return;
+  // False if nothing changed.
+  bool update(Watch& w, State s) {
+    if (s == *w.state) return false;
     w.state = std::make_shared<const State>(std::move(s));
     publish();
     if (onChange_) onChange_();
+    return true;
   }
 
   void publish() {
@@ -475,6 +501,7 @@ class K8sHost final : public namer::NamerHost {
   std::shared_ptr<const namer::WantFn> want_ =
       std::make_shared<const namer::WantFn>([](const std::string&) {});
   std::function<void()> onChange_;
+  std::uint64_t lists_ = 0, events_ = 0, failures_ = 0, idleClosed_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -179,6 +179,12 @@ routers:
         c.eq([answer(r) for r in routers], ["x"] * 3, "three routers route through the namer's k8s namer")
         streams = [w for w in api.watcher_info()["streams"] if w["resource"] == "endpoints"]
         c.eq(len(streams), 1, "the API has one endpoints watch for all of them: %s" % streams)
+        m = json.loads(http("GET", n.admin_url("/admin/metrics.json"))[2])
+        c.eq(m.get("namer/#/io.l5d.k8s/watches"), 1, "the namer's metrics count that one watch")
+        text = http("GET", n.admin_url("/admin/metrics/prometheus"))[2].decode()
+        p = harness.subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        c.check('namer_watches{namer="/#/io.l5d.k8s"} 1' in text and p.returncode == 0,
+                "in Prometheus too, clean for promtool: %s %s" % (p.stdout, p.stderr))
         api.put_service({"namespace": "default", "name": "web",
                          "ports": [{"name": "http", "port": 80, "targetPort": x.port}],
                          "endpoints": [{"ip": "127.0.0.2"}]})

@@ -646,6 +646,48 @@ def test_hostile_watch_stream(c):
         b.stop()
 
 
+def promtool_problems(text):
+    """What promtool says of an exposition beyond Linkerd's own naming."""
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    allowed = ('should have "_total" suffix', "should not contain ':'", "abbreviated units")
+    other = [l for l in (p.stdout + p.stderr).splitlines() if l.strip() and not any(a in l for a in allowed)]
+    return other if p.returncode != 1 or other else ["exit %d" % p.returncode]
+
+
+def test_namer_metrics(c):
+    port = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=port)
+    api = K8sApiServer()
+    api.start()
+    service(api, ["127.0.0.1"], port)
+    r = Router(BINARY, config(api, a.port))
+
+    def metrics():
+        return json.loads(http("GET", r.admin_url("/admin/metrics.json"))[2])
+    try:
+        answers(r, "web")
+        m = metrics()
+        c.eq((m.get("namer/#/io.l5d.k8s/watches"), m.get("namer/#/io.l5d.k8s/watches_failing")), (1, 0),
+             "one query followed, none failing")
+        c.check(m.get("namer/#/io.l5d.k8s/lists", 0) >= 1, "its list is counted: %s" %
+                {k: v for k, v in m.items() if k.startswith("namer/")})
+        service(api, ["127.0.0.1", "127.0.0.3"], port)
+        c.check(wait_until(lambda: metrics().get("namer/#/io.l5d.k8s/events", 0) >= 1, 5), "a change is an event")
+        api.set_down(seconds=3)
+        c.check(wait_until(lambda: metrics().get("namer/#/io.l5d.k8s/watches_failing") == 1, 5),
+                "with the API down the query is counted as failing (serving its last state)")
+        c.check(metrics().get("namer/#/io.l5d.k8s/failures", 0) >= 1, "and its failures counted")
+        c.check(wait_until(lambda: metrics().get("namer/#/io.l5d.k8s/watches_failing") == 0, 15),
+                "once the API is back and the watch has lasted, none is failing")
+        text = http("GET", r.admin_url("/admin/metrics/prometheus"))[2].decode()
+        c.check('namer:watches{namer="/#/io.l5d.k8s"} 1' in text, "the same in Prometheus")
+        c.eq(promtool_problems(text), [], "and promtool finds nothing beyond Linkerd's naming")
+    finally:
+        r.stop()
+        api.stop()
+        a.stop()
+
+
 TESTS = [
     test_endpoints_follow_changes_under_traffic,
     test_missing_port_and_deleted_service,
@@ -659,6 +701,7 @@ TESTS = [
     test_daemonset_as_a_namer_transformer,
     test_idle_watches_are_closed,
     test_hostile_watch_stream,
+    test_namer_metrics,
 ]
 
 if __name__ == "__main__":
