@@ -233,12 +233,50 @@ def test_updates_keep_what_others_set(c):
         api.stop()
 
 
+def test_namer_transformers_in_the_namer_service(c):
+    """A namer with Linkerd's per-namer daemonset transformer, hosted by the
+    namer service: what it binds is already the router on each endpoint's
+    node, found through the plain namer."""
+    api = K8sApiServer()
+    api.start()
+    api.put_service({"namespace": "default", "name": "web", "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+                     "endpoints": [{"ip": "10.1.0.7", "nodeName": "node-1"}]})
+    api.put_service({"namespace": "linkerd", "name": "l5d", "ports": [{"name": "incoming", "port": 4141}],
+                     "endpoints": [{"ip": "127.0.0.1", "nodeName": "node-0"}, {"ip": "127.0.0.2", "nodeName": "node-1"}]})
+    n = Namer(BINARY, namer_config(api, """namers:
+- {kind: io.l5d.k8s, host: 127.0.0.1, port: %d}
+- kind: io.l5d.k8s
+  prefix: /io.l5d.k8s.ds
+  host: 127.0.0.1
+  port: %d
+  transformers:
+  - {kind: io.l5d.k8s.daemonset, namespace: linkerd, port: incoming, service: l5d}
+""" % (api.port, api.port)))
+    try:
+        http("POST", n.api_url("/api/1/dtabs/default"), body=b"/svc => /#/io.l5d.k8s.ds/default/http")
+
+        def bound():
+            s, _, body = http("GET", n.api_url("/api/1/bind/default?path=/svc/web"))
+            tree = json.loads(body) if s == 200 else {}
+            return tree.get("bound", {})
+        c.check(wait_until(lambda: bound().get("addr", {}).get("type") == "bound", 5), "the name binds: %s" % bound())
+        b = bound()
+        c.eq(b.get("id"), "/%/io.l5d.k8s.daemonset/linkerd/incoming/l5d/#/io.l5d.k8s.ds/default/http/web",
+             "under the transformer's prefix")
+        c.eq([(a["ip"], a["port"]) for a in b["addr"]["addrs"]], [("127.0.0.2", 4141)],
+             "to the router on the endpoint's node, at its incoming port, not the pod itself")
+    finally:
+        n.stop()
+        api.stop()
+
+
 TESTS = [
     test_replicas_share_dtab_objects,
     test_missing_crd_stops_the_service,
     test_api_outage_keeps_reads,
     test_one_watch_serves_every_router,
     test_updates_keep_what_others_set,
+    test_namer_transformers_in_the_namer_service,
 ]
 
 if __name__ == "__main__":
