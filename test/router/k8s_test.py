@@ -132,10 +132,20 @@ def test_endpoints_follow_changes_under_traffic(c):
         service(api, ["127.0.0.1", "127.0.0.2"], port)
         c.check(wait_until(lambda: "a" in traffic.since(time.monotonic() - 0.3), 5), "an added endpoint gets traffic")
 
-        # Watches dropped mid-stream, twice, and a compacted history.
-        for _ in range(2):
-            api.drop_watches()
-            time.sleep(0.3)
+        # Watches dropped mid-stream every second for 5 s, while the set
+        # changes twice; then a compacted history.
+        for i in range(5):
+            api.drop_watches(reset=bool(i % 2))
+            if i == 1:
+                service(api, ["127.0.0.2"], port)
+            if i == 2:
+                c.check(wait_until(lambda: traffic.last_all("b"), 5),
+                        "a removal made while watches keep dropping arrives")
+            if i == 3:
+                service(api, ["127.0.0.1", "127.0.0.2"], port)
+            time.sleep(1)
+        c.check(wait_until(lambda: "a" in traffic.since(time.monotonic() - 0.3), 5),
+                "and so does the endpoint added back")
         # While the API refuses for a second, the set changes and the history
         # is compacted past what the router saw: its next watch gets 410.
         mark = api.request_log()["next"]
