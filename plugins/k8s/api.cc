@@ -1,6 +1,7 @@
 #include "plugins/k8s/api.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -17,6 +18,7 @@ namespace {
 
 constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
 constexpr std::uint64_t kTokenRefreshMs = 60'000;
+constexpr std::uint64_t kAddressTtlMs = 30'000;  // a host name's address is looked up again after this
 // One watch event (an object) may be this large; a list, 16 MB too (fetch).
 constexpr std::size_t kMaxEventBytes = 16 << 20;
 
@@ -66,22 +68,54 @@ ApiSettings ApiSettings::read(runtime::ConfigReader& r) {
     s.host = host == "localhost" ? "127.0.0.1" : host;
     s.port = static_cast<std::uint16_t>(r.integer("port", s.port, 1, 65535));
   }
-  if (!runtime::SocketAddress::parse(s.host, 1)) {
+  bool name = !s.host.empty() && s.host.size() <= 253 &&
+              std::all_of(s.host.begin(), s.host.end(), [](char c) {
+                return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+              });
+  if (!runtime::SocketAddress::parse(s.host, 1) && !name) {
     r.problems().error(r.childPath("host"),
-                       "expected a numeric address (or localhost), got \"" + s.host +
-                           "\": API server host names are not supported by Switchyard yet");
+                       "expected a host name or a numeric address, got \"" + s.host + "\"");
   }
   return s;
 }
 
-ApiClient::ApiClient(runtime::Loop& loop, ApiSettings settings)
-    : loop_(loop), settings_(std::move(settings)) {
+ApiClient::ApiClient(runtime::Loop& loop, ApiSettings settings, namer::DnsSettings dns)
+    : loop_(loop), settings_(std::move(settings)), dnsSettings_(std::move(dns)) {
   auto addr = runtime::SocketAddress::parse(settings_.host, settings_.port);
   if (addr) {
     addr_ = *addr;
-  } else {
-    unusable_ = addr.error();
+    numeric_ = true;
   }
+}
+
+ApiClient::~ApiClient() { *alive_ = false; }
+
+void ApiClient::withAddress(std::function<void(Expected<runtime::SocketAddress, std::string>)> then) {
+  if (addr_ && (numeric_ || loop_.nowMs() - resolvedMs_ < kAddressTtlMs)) return then(*addr_);
+  waiting_.push_back(std::move(then));
+  if (waiting_.size() > 1) return;  // a lookup is under way
+  auto answer = [this](Expected<runtime::SocketAddress, std::string> a) {
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    for (auto& fn : waiting) fn(a);
+  };
+  if (!dns_) {
+    auto dns = namer::makeDnsResolver(loop_, dnsSettings_);
+    if (!dns) return answer(Unexpected("no DNS resolver for " + settings_.host + ": " + dns.error()));
+    dns_ = std::move(*dns);
+  }
+  dns_->resolveHost(settings_.host, [this, alive = alive_, answer](runtime::DnsResolver::HostResult r) {
+    if (!*alive) return;
+    if (r.status != runtime::DnsResolver::Status::Ok || r.addresses.empty()) {
+      if (addr_) return answer(*addr_);  // the last address found, rather than nothing
+      return answer(Unexpected("cannot resolve " + settings_.host + (r.error.empty() ? "" : ": " + r.error)));
+    }
+    auto addr = runtime::SocketAddress::parse(r.addresses.front(), settings_.port);
+    if (!addr) return answer(Unexpected(addr.error()));
+    addr_ = *addr;
+    resolvedMs_ = loop_.nowMs();
+    answer(*addr_);
+  });
 }
 
 std::string ApiClient::authority() const {
@@ -145,13 +179,7 @@ ListWatch::~ListWatch() {
   call_.reset();
 }
 
-void ListWatch::start() {
-  if (api_.unusable()) {
-    handler_.onFailure(*api_.unusable(), true);  // for good: no retry
-    return;
-  }
-  list();
-}
+void ListWatch::start() { list(); }
 
 std::string ListWatch::target(bool watching) const {
   std::string t = collection_;
@@ -176,10 +204,18 @@ void ListWatch::drop() {
 
 void ListWatch::list() {
   drop();
+  api_.withAddress([this, gen = gen_, mine = *gen_](Expected<runtime::SocketAddress, std::string> addr) {
+    if (*gen != mine) return;
+    if (!addr) return failed(addr.error());
+    list(*addr);
+  });
+}
+
+void ListWatch::list(const runtime::SocketAddress& addr) {
   auto req = api_.request("GET", target(false));
   req.timeoutMs = 10'000;
   call_ = runtime::fetch(
-      api_.loop(), api_.address(), std::move(req),
+      api_.loop(), addr, std::move(req),
       [this, gen = gen_, mine = *gen_](Expected<runtime::HttpResult, std::string> r) {
         if (*gen != mine) return;
         drop();
@@ -220,6 +256,14 @@ bool ListWatch::healthy() {
 
 void ListWatch::watch() {
   drop();
+  api_.withAddress([this, gen = gen_, mine = *gen_](Expected<runtime::SocketAddress, std::string> addr) {
+    if (*gen != mine) return;
+    if (!addr) return failed(addr.error());
+    watch(*addr);
+  });
+}
+
+void ListWatch::watch(const runtime::SocketAddress& addr) {
   auto req = api_.request("GET", target(true));
   // A connection that went silent (half-open) is given up a little after
   // the server should have ended it.
@@ -271,8 +315,7 @@ void ListWatch::watch() {
     if (!healthy()) return;
     watch();
   };
-  call_ =
-      runtime::HttpCall::start(api_.loop(), api_.address(), std::move(req), std::move(h), 2'000);
+  call_ = runtime::HttpCall::start(api_.loop(), addr, std::move(req), std::move(h), 2'000);
 }
 
 void ListWatch::onLine(const std::string& line) {

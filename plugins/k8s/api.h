@@ -12,7 +12,9 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "namer/dns_settings.h"
 #include "runtime/config_reader.h"
 #include "runtime/http_client.h"
 #include "runtime/loop.h"
@@ -40,11 +42,15 @@ struct ApiSettings {
 
 class ApiClient {
  public:
-  ApiClient(runtime::Loop& loop, ApiSettings settings);
+  // `dns`: how a host name in `host` is looked up (the process's `dns`
+  // block; resolv.conf by default).
+  ApiClient(runtime::Loop& loop, ApiSettings settings, namer::DnsSettings dns = {});
+  ~ApiClient();
   runtime::Loop& loop() { return loop_; }
-  // Why the API cannot be used at all (a bad address), or nullopt.
-  const std::optional<std::string>& unusable() const { return unusable_; }
-  const runtime::SocketAddress& address() const { return *addr_; }
+  // The API server's address, then `then` (at once for a numeric host). A
+  // host name is looked up at most every 30 s, one lookup for every caller
+  // meanwhile; if a lookup fails, the last address found is used.
+  void withAddress(std::function<void(Expected<runtime::SocketAddress, std::string>)> then);
   // "https://10.96.0.1:443", "http://127.0.0.1:8001": for messages.
   std::string where() const;
   // A request with Host, Accept and (in-cluster) TLS and the bearer token.
@@ -58,10 +64,15 @@ class ApiClient {
 
   runtime::Loop& loop_;
   ApiSettings settings_;
+  namer::DnsSettings dnsSettings_;
+  std::unique_ptr<runtime::DnsResolver> dns_;
   std::optional<runtime::SocketAddress> addr_;
-  std::optional<std::string> unusable_;
+  bool numeric_ = false;
+  std::uint64_t resolvedMs_ = 0;
+  std::vector<std::function<void(Expected<runtime::SocketAddress, std::string>)>> waiting_;
   std::string token_;
   std::uint64_t tokenReadMs_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // One collection (or a selection of it) listed, then watched from the
@@ -94,7 +105,9 @@ class ListWatch {
 
  private:
   void list();
+  void list(const runtime::SocketAddress& addr);
   void watch();
+  void watch(const runtime::SocketAddress& addr);
   void onLine(const std::string& line);
   void failed(const std::string& why);
   // Resets the failure count once a watch has lasted a second; false if a

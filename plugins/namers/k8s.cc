@@ -314,7 +314,7 @@ class K8sHost final : public namer::NamerHost {
 
   void start(runtime::Loop& loop, std::function<void()> onChange) override {
     onChange_ = std::move(onChange);
-    api_ = std::make_unique<k8s::ApiClient>(loop, settings_.api);
+    api_ = std::make_unique<k8s::ApiClient>(loop, settings_.api, ctx_.dns);
     sweep_ = std::make_unique<runtime::Timer>(loop);
     sweep_->start(
         settings_.idleMs, [this] { sweep(); }, settings_.idleMs);

@@ -362,15 +362,19 @@ class K8sStore final : public namer::DtabStore {
   // reply's message) and the JSON reply.
   void call(const std::string& method, std::string target, std::string body,
             std::function<void(int, const json&)> then) {
-    if (api_->unusable()) return then(0, json{{"message", *api_->unusable()}});
     auto req = api_->request(method, std::move(target), std::move(body));
     req.timeoutMs = 5'000;
-    calls_.fetch(api_->address(), std::move(req),
-                 [this, then = std::move(then)](Expected<runtime::HttpResult, std::string> r) {
-                   if (!r) return then(0, json{{"message", r.error()}});
-                   if (r->status == 401) api_->unauthorized();
-                   then(r->status, json::parse(r->body, nullptr, false));
-                 });
+    api_->withAddress([this, alive = alive_, req = std::move(req), then = std::move(then)](
+                          Expected<runtime::SocketAddress, std::string> addr) mutable {
+      if (!*alive) return;
+      if (!addr) return then(0, json{{"message", addr.error()}});
+      calls_.fetch(*addr, std::move(req),
+                   [this, then = std::move(then)](Expected<runtime::HttpResult, std::string> r) {
+                     if (!r) return then(0, json{{"message", r.error()}});
+                     if (r->status == 401) api_->unauthorized();
+                     then(r->status, json::parse(r->body, nullptr, false));
+                   });
+    });
   }
 
   runtime::Loop& loop_;

@@ -698,6 +698,40 @@ def test_namer_metrics(c):
         a.stop()
 
 
+def test_api_server_by_host_name(c):
+    port = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=port)
+    api = K8sApiServer()
+    api.start()
+    service(api, ["127.0.0.1"], port)
+    dns = harness.Dnsmasq(hosts=[("127.0.0.1", "api.test")])
+
+    def router(host):
+        return Router(BINARY, """admin: {port: 0}
+dns: {servers: ["127.0.0.1:%d"], timeoutMs: 300}
+namers:
+- {kind: io.l5d.k8s, host: %s, port: %d}
+routers:
+- protocol: http
+  label: out
+  dtab: /svc => /#/io.l5d.k8s/default/http;
+  servers: [{port: 0}]
+""" % (dns.port, host, api.port))
+    good = router("api.test")
+    bad = router("nosuch.test")
+    try:
+        c.eq(answers(good, "web"), ["a"], "the API server's host name is looked up through the dns block")
+        s, _, body = http("GET", "http://web/", proxy=("127.0.0.1", bad.port("out")))
+        c.check(s == 502 and b"cannot resolve nosuch.test" in body,
+                "a name that does not resolve fails, saying so: %d %r" % (s, body[:300]))
+    finally:
+        good.stop()
+        bad.stop()
+        dns.stop()
+        api.stop()
+        a.stop()
+
+
 TESTS = [
     test_endpoints_follow_changes_under_traffic,
     test_missing_port_and_deleted_service,
@@ -712,6 +746,7 @@ TESTS = [
     test_idle_watches_are_closed,
     test_hostile_watch_stream,
     test_namer_metrics,
+    test_api_server_by_host_name,
 ]
 
 if __name__ == "__main__":
