@@ -16,6 +16,20 @@ namespace switchyard::router {
 
 namespace {
 
+// An IPv4 or IPv6 socket address's numeric text; nullopt for other families.
+std::optional<std::string> addressText(const sockaddr* addr) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (!addr) return std::nullopt;
+  if (addr->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(addr)->sin_addr, buf, sizeof buf);
+  } else if (addr->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(addr)->sin6_addr, buf, sizeof buf);
+  } else {
+    return std::nullopt;
+  }
+  return std::string(buf);
+}
+
 // One leaf through one transformer.
 dtab::BoundName transformLeaf(const dtab::BoundName& leaf, const Transformer& t, const TransformContext& ctx) {
   dtab::BoundName next = leaf;
@@ -158,16 +172,7 @@ class LocalhostTransformer final : public Transformer {
     ifaddrs* list = nullptr;
     if (getifaddrs(&list) != 0) return;
     for (ifaddrs* i = list; i; i = i->ifa_next) {
-      if (!i->ifa_addr) continue;
-      char buf[INET6_ADDRSTRLEN] = {};
-      if (i->ifa_addr->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
-      } else if (i->ifa_addr->sa_family == AF_INET6) {
-        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, buf, sizeof buf);
-      } else {
-        continue;
-      }
-      local_.insert(buf);
+      if (auto ip = addressText(i->ifa_addr)) local_.insert(*ip);
     }
     freeifaddrs(list);
   }
@@ -316,15 +321,8 @@ Expected<std::vector<std::string>, std::string> hostAddresses(const std::string&
   std::set<std::string> seen;
   std::vector<std::string> out;
   for (addrinfo* i = list; i; i = i->ai_next) {
-    char buf[INET6_ADDRSTRLEN] = {};
-    if (i->ai_family == AF_INET) {
-      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ai_addr)->sin_addr, buf, sizeof buf);
-    } else if (i->ai_family == AF_INET6) {
-      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(i->ai_addr)->sin6_addr, buf, sizeof buf);
-    } else {
-      continue;
-    }
-    if (seen.insert(buf).second) out.push_back(buf);
+    auto ip = addressText(i->ai_addr);
+    if (ip && seen.insert(*ip).second) out.push_back(*ip);
   }
   freeaddrinfo(list);
   if (out.empty()) return Unexpected("\"" + host + "\" has no IPv4 or IPv6 address");

@@ -18,7 +18,8 @@ namespace {
 
 constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
 constexpr std::uint64_t kTokenRefreshMs = 60'000;
-constexpr std::uint64_t kAddressTtlMs = 30'000;  // a host name's address is looked up again after this
+constexpr std::uint64_t kAddressTtlMs =
+    30'000;  // a host name's address is looked up again after this
 // One watch event (an object) may be this large; a list, 16 MB too (fetch).
 constexpr std::size_t kMaxEventBytes = 16 << 20;
 
@@ -27,13 +28,18 @@ std::string serviceAccountDir() {
   return dir && *dir ? dir : kServiceAccountDir;
 }
 
-std::string stringAt(const json& obj, const char* key) {
-  if (!obj.is_object()) return {};
+}  // namespace
+
+const json* member(const json& obj, const char* key) {
+  if (!obj.is_object()) return nullptr;
   auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+  return it == obj.end() ? nullptr : &*it;
 }
 
-}  // namespace
+std::string stringAt(const json& obj, const char* key) {
+  const json* v = member(obj, key);
+  return v && v->is_string() ? v->get<std::string>() : std::string();
+}
 
 ApiSettings ApiSettings::read(runtime::ConfigReader& r) {
   ApiSettings s;
@@ -90,7 +96,8 @@ ApiClient::ApiClient(runtime::Loop& loop, ApiSettings settings, namer::DnsSettin
 
 ApiClient::~ApiClient() { *alive_ = false; }
 
-void ApiClient::withAddress(std::function<void(Expected<runtime::SocketAddress, std::string>)> then) {
+void ApiClient::withAddress(
+    std::function<void(Expected<runtime::SocketAddress, std::string>)> then) {
   if (addr_ && (numeric_ || loop_.nowMs() - resolvedMs_ < kAddressTtlMs)) return then(*addr_);
   waiting_.push_back(std::move(then));
   if (waiting_.size() > 1) return;  // a lookup is under way
@@ -101,21 +108,24 @@ void ApiClient::withAddress(std::function<void(Expected<runtime::SocketAddress, 
   };
   if (!dns_) {
     auto dns = namer::makeDnsResolver(loop_, dnsSettings_);
-    if (!dns) return answer(Unexpected("no DNS resolver for " + settings_.host + ": " + dns.error()));
+    if (!dns)
+      return answer(Unexpected("no DNS resolver for " + settings_.host + ": " + dns.error()));
     dns_ = std::move(*dns);
   }
-  dns_->resolveHost(settings_.host, [this, alive = alive_, answer](runtime::DnsResolver::HostResult r) {
-    if (!*alive) return;
-    if (r.status != runtime::DnsResolver::Status::Ok || r.addresses.empty()) {
-      if (addr_) return answer(*addr_);  // the last address found, rather than nothing
-      return answer(Unexpected("cannot resolve " + settings_.host + (r.error.empty() ? "" : ": " + r.error)));
-    }
-    auto addr = runtime::SocketAddress::parse(r.addresses.front(), settings_.port);
-    if (!addr) return answer(Unexpected(addr.error()));
-    addr_ = *addr;
-    resolvedMs_ = loop_.nowMs();
-    answer(*addr_);
-  });
+  dns_->resolveHost(
+      settings_.host, [this, alive = alive_, answer](runtime::DnsResolver::HostResult r) {
+        if (!*alive) return;
+        if (r.status != runtime::DnsResolver::Status::Ok || r.addresses.empty()) {
+          if (addr_) return answer(*addr_);  // the last address found, rather than nothing
+          return answer(Unexpected("cannot resolve " + settings_.host +
+                                   (r.error.empty() ? "" : ": " + r.error)));
+        }
+        auto addr = runtime::SocketAddress::parse(r.addresses.front(), settings_.port);
+        if (!addr) return answer(Unexpected(addr.error()));
+        addr_ = *addr;
+        resolvedMs_ = loop_.nowMs();
+        answer(*addr_);
+      });
 }
 
 std::string ApiClient::authority() const {
@@ -202,14 +212,17 @@ void ListWatch::drop() {
   api_.loop().defer([old] {});
 }
 
-void ListWatch::list() {
+void ListWatch::withAddress(void (ListWatch::*step)(const runtime::SocketAddress&)) {
   drop();
-  api_.withAddress([this, gen = gen_, mine = *gen_](Expected<runtime::SocketAddress, std::string> addr) {
-    if (*gen != mine) return;
-    if (!addr) return failed(addr.error());
-    list(*addr);
-  });
+  api_.withAddress(
+      [this, step, gen = gen_, mine = *gen_](Expected<runtime::SocketAddress, std::string> addr) {
+        if (*gen != mine) return;
+        if (!addr) return failed(addr.error());
+        (this->*step)(*addr);
+      });
 }
+
+void ListWatch::list() { withAddress(&ListWatch::list); }
 
 void ListWatch::list(const runtime::SocketAddress& addr) {
   auto req = api_.request("GET", target(false));
@@ -254,14 +267,7 @@ bool ListWatch::healthy() {
   return *gen == mine;  // false: the handler dropped (or destroyed) this
 }
 
-void ListWatch::watch() {
-  drop();
-  api_.withAddress([this, gen = gen_, mine = *gen_](Expected<runtime::SocketAddress, std::string> addr) {
-    if (*gen != mine) return;
-    if (!addr) return failed(addr.error());
-    watch(*addr);
-  });
-}
+void ListWatch::watch() { withAddress(&ListWatch::watch); }
 
 void ListWatch::watch(const runtime::SocketAddress& addr) {
   auto req = api_.request("GET", target(true));
@@ -282,13 +288,7 @@ void ListWatch::watch(const runtime::SocketAddress& addr) {
     if (*gen != mine || status_ != 200) return;
     if (buffer_.size() + data.size() > kMaxEventBytes) {
       // A line that never ends would take all memory: start over instead.
-      relist_ = true;
-      drop();
-      api_.loop().defer([this, gen, mine = *gen] {
-        if (*gen == mine)
-          failed("an event over " + std::to_string(kMaxEventBytes >> 20) + " MB; listing again");
-      });
-      return;
+      return relistLater("an event over " + std::to_string(kMaxEventBytes >> 20) + " MB");
     }
     buffer_.append(data);
     std::size_t nl;
@@ -326,17 +326,9 @@ void ListWatch::onLine(const std::string& line) {
   auto found = j.find("object");
   const json& obj = found != j.end() ? *found : kNone;
   if (type == "ERROR") {
-    // 410: the resourceVersion is too old; anything else: start over too,
-    // after the usual backoff.
-    relist_ = true;
+    // 410: the resourceVersion is too old; anything else: start over too.
     std::string why = stringAt(obj, "message");
-    drop();
-    api_.loop().defer([this, gen = gen_, mine = *gen_, why] {
-      if (*gen == mine)
-        failed("the watch said: " + (why.empty() ? std::string("an ERROR event") : why) +
-               "; listing again");
-    });
-    return;
+    return relistLater("the watch said: " + (why.empty() ? std::string("an ERROR event") : why));
   }
   // A stream that has worked for a second: a failure after this is a new one.
   if (!healthy()) return;
@@ -346,6 +338,16 @@ void ListWatch::onLine(const std::string& line) {
     if (!rv.empty()) resourceVersion_ = rv;
   }
   if (type == "ADDED" || type == "MODIFIED" || type == "DELETED") handler_.onEvent(type, obj);
+}
+
+// Deferred: it runs inside the call's own callback, which failed() must not
+// outlive (a handler may destroy this).
+void ListWatch::relistLater(std::string why) {
+  relist_ = true;
+  drop();
+  api_.loop().defer([this, gen = gen_, mine = *gen_, why = std::move(why)] {
+    if (*gen == mine) failed(why + "; listing again");
+  });
 }
 
 void ListWatch::failed(const std::string& why) {

@@ -24,6 +24,11 @@
 
 namespace switchyard::plugins::k8s {
 
+// Reading the API's JSON, which may hold anything: an object's member, or
+// nullptr (not an object, or no such key); a string member, or "".
+const nlohmann::json* member(const nlohmann::json& obj, const char* key);
+std::string stringAt(const nlohmann::json& obj, const char* key);
+
 struct ApiSettings {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8001;
@@ -110,6 +115,11 @@ class ListWatch {
   void watch(const runtime::SocketAddress& addr);
   void onLine(const std::string& line);
   void failed(const std::string& why);
+  // Gives up the call in flight and lists again, after the backoff: for an
+  // answer that ends the stream's use (an ERROR event, an event too large).
+  void relistLater(std::string why);
+  // `step` once the API server's address is known, unless dropped meanwhile.
+  void withAddress(void (ListWatch::*step)(const runtime::SocketAddress&));
   // Resets the failure count once a watch has lasted a second; false if a
   // handler dropped (or destroyed) this meanwhile.
   bool healthy();

@@ -20,6 +20,8 @@ using dtab::BoundName;
 using dtab::Name;
 using dtab::NameTree;
 using dtab::Path;
+using k8s::member;
+using k8s::stringAt;
 using nlohmann::json;
 
 struct Settings {
@@ -30,7 +32,7 @@ struct Settings {
 };
 
 // The three kinds of object the namer reads. Endpoints or EndpointSlices
-// give the addresses; a Service maps a numbered port to its target port.
+// give the addresses; a Service maps a numbered port to its port's name.
 enum class Kind { Endpoints, EndpointSlices, Services };
 
 const char* kindName(Kind k) {
@@ -49,21 +51,10 @@ const char* kindName(Kind k) {
 struct Parsed {
   // Endpoints, EndpointSlice: the ready addresses by port name and number.
   std::map<std::string, std::vector<dtab::Endpoint>> ports;
-  // Service: service port number -> target port (a number or a name).
+  // Service: service port number -> that port's name ("" if unnamed).
   std::map<std::string, std::string> targets;
   friend bool operator==(const Parsed&, const Parsed&) = default;
 };
-
-const json* member(const json& obj, const char* key) {
-  if (!obj.is_object()) return nullptr;
-  auto it = obj.find(key);
-  return it == obj.end() ? nullptr : &*it;
-}
-
-std::string stringAt(const json& obj, const char* key) {
-  const json* v = member(obj, key);
-  return v && v->is_string() ? v->get<std::string>() : std::string();
-}
 
 // A port object's number (1-65535) and the keys it answers to: its number
 // and its name; an unnamed port (a Service's only one) also answers to "",
@@ -351,12 +342,14 @@ class K8sHost final : public namer::NamerHost {
     double failing = 0;
     for (const auto& [k, w] : watches_) failing += w->failing ? 1 : 0;
     return {
-        {"watches", false, "Kubernetes queries followed now (a service's endpoints, or its Service)",
+        {"watches", false,
+         "Kubernetes queries followed now (a service's endpoints, or its Service)",
          static_cast<double>(watches_.size())},
         {"watches_failing", false,
          "Followed queries whose last list or watch failed: serving their last state", failing},
         {"lists", true, "Lists answered by the Kubernetes API", static_cast<double>(lists_)},
-        {"events", true, "Watch events that changed what a query holds", static_cast<double>(events_)},
+        {"events", true, "Watch events that changed what a query holds",
+         static_cast<double>(events_)},
         {"failures", true, "Lists and watches that failed (each retried after a backoff)",
          static_cast<double>(failures_)},
         {"idle_closed", true, "Queries closed because nobody asked for them",
@@ -373,7 +366,7 @@ class K8sHost final : public namer::NamerHost {
     Watch(Kind k, std::string n, std::string s) : kind(k), ns(std::move(n)), name(std::move(s)) {}
     Kind kind;
     std::string ns, name;
-    std::map<std::string, Parsed> objects;  // by metadata.name
+    std::map<std::string, Parsed> objects;                                 // by metadata.name
     std::shared_ptr<const State> state = std::make_shared<const State>();  // shared with snapshots
     std::shared_ptr<std::atomic<bool>> used = std::make_shared<std::atomic<bool>>(true);
     bool failing = false;  // the last list or watch failed, and none has lasted since
@@ -487,8 +480,7 @@ class K8sHost final : public namer::NamerHost {
 
   void publish() {
     Snapshot::States states;
-    for (const auto& [k, w] : watches_)
-      states.emplace(k, Entry{w->state, w->used});
+    for (const auto& [k, w] : watches_) states.emplace(k, Entry{w->state, w->used});
     snapshot_ = std::make_shared<Snapshot>(ctx_.prefix, std::move(states), want_);
   }
 

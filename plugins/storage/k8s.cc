@@ -15,6 +15,7 @@ namespace switchyard::plugins {
 
 namespace {
 
+using k8s::stringAt;
 using namer::NamespaceMap;
 using namer::StoredNamespace;
 using namer::StoreError;
@@ -28,17 +29,11 @@ struct K8sStoreSettings {
   std::string ns = "default";
 };
 
-std::string stringAt(const json& obj, const char* key) {
-  if (!obj.is_object()) return {};
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
+// A member, or null: for chains such as at(at(obj, "metadata"), "name").
 const json& at(const json& obj, const char* key) {
   static const json kNone;
-  if (!obj.is_object()) return kNone;
-  auto it = obj.find(key);
-  return it != obj.end() ? *it : kNone;
+  const json* m = k8s::member(obj, key);
+  return m ? *m : kNone;
 }
 
 // An object's name must be a DNS subdomain: lowercase, digits, '-' and '.'.
@@ -304,7 +299,8 @@ class K8sStore final : public namer::DtabStore {
                         Unexpected(StoreError{StoreError::Kind::NotFound, "no namespace " + ns}));
                   if (put == 409 && ifVersion) return done(Unexpected(mismatch(ns, ifVersion)));
                   if (put == 409 && attempt < 3)
-                    return this->put(ns, std::move(value), std::nullopt, std::move(done), attempt + 1);
+                    return this->put(ns, std::move(value), std::nullopt, std::move(done),
+                                     attempt + 1);
                   done(Unexpected(failure("updating", ns, put, reply)));
                 });
          });
