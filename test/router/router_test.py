@@ -475,11 +475,16 @@ def test_size_limits_and_attempt_timeout(c):
                 r.send(b"2000\r\n" + b"z" * 0x2000 + b"\r\n")
         except OSError:
             pass  # the router may stop reading once it has answered
-        s, hdrs, _ = r.response()
+        s, hdrs, _ = r.head()
         c.check(s == 413 or s == 200, "an over-limit chunked upload ends: %d" % s)
         if s == 200:
-            # The echo began before the limit was reached: the body is cut.
-            c.check(r.closed(), "the cut exchange closes the connection")
+            # The echo's head went out before the limit was reached: the
+            # body is cut off and the connection closed, never completed.
+            try:
+                rest = r.read_to_eof()
+            except ConnectionError:
+                rest = b""
+            c.check(not rest.endswith(b"0\r\n\r\n"), "the cut echo does not end its chunked body")
         else:
             c.check("maxRequestKB" in (header(hdrs, "l5d-err") or ""), "l5d-err names maxRequestKB")
         r = RawConnection(env.proxy[1])
