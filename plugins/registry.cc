@@ -25,6 +25,7 @@ router::PluginRegistry allPlugins() {
   r.add(fsNamer());
   r.add(dnsSrvNamer());
   r.add(k8sNamer());
+  r.add(k8sExternalNamer());
   r.add(etcdStorage());
   r.add(k8sStorage());
   return r;

@@ -24,16 +24,24 @@ using k8s::member;
 using k8s::stringAt;
 using nlohmann::json;
 
+// io.l5d.k8s reads the endpoints of Services; io.l5d.k8s.external reads the
+// Services themselves, for their load balancers' addresses.
+enum class Mode { Endpoints, External };
+
 struct Settings {
+  Mode mode = Mode::Endpoints;
   k8s::ApiSettings api;
-  std::string labelSelector;
+  // Linkerd's labelSelector: a label key. Names then carry one more
+  // segment, the label's value, and only objects labelled key=value count.
+  std::string labelKey;
   bool endpointSlices = false;
   std::uint64_t idleMs = 600'000;  // a query nobody asks for is closed after 1-2x this
 };
 
-// The three kinds of object the namer reads. Endpoints or EndpointSlices
-// give the addresses; a Service maps a numbered port to its port's name.
-enum class Kind { Endpoints, EndpointSlices, Services };
+// The kinds of object the namer reads. Endpoints or EndpointSlices give the
+// addresses; a Service maps a numbered port to its port's name; for
+// io.l5d.k8s.external a Service (External) gives its load balancer's.
+enum class Kind { Endpoints, EndpointSlices, Services, External };
 
 const char* kindName(Kind k) {
   switch (k) {
@@ -42,6 +50,7 @@ const char* kindName(Kind k) {
     case Kind::EndpointSlices:
       return "endpointslices";
     case Kind::Services:
+    case Kind::External:
       return "services";
   }
   return "?";
@@ -53,6 +62,10 @@ struct Parsed {
   std::map<std::string, std::vector<dtab::Endpoint>> ports;
   // Service: service port number -> that port's name ("" if unnamed).
   std::map<std::string, std::string> targets;
+  // External: the load balancer's host names (its IP addresses are in
+  // `ports`), and each port key's Service port number.
+  std::vector<std::string> hostnames;
+  std::map<std::string, std::uint16_t> numbers;
   friend bool operator==(const Parsed&, const Parsed&) = default;
 };
 
@@ -150,6 +163,51 @@ Parsed parseService(const json& obj) {
   return p;
 }
 
+// A host name as DNS has them: letters, digits, '-' and '.', 253 at most.
+bool isHostName(const std::string& s) {
+  if (s.empty() || s.size() > 253 || s.front() == '.' || s.front() == '-') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.';
+  });
+}
+
+// core/v1 Service, for io.l5d.k8s.external: status.loadBalancer.ingress[]
+// (each an ip, or a hostname as on AWS; the ip when both are given) on each
+// of spec.ports' port numbers. A Service without a load balancer address
+// yet has ports and no addresses.
+Parsed parseExternal(const json& obj) {
+  Parsed p;
+  std::vector<std::string> ips;
+  const json* status = member(obj, "status");
+  const json* lb = status ? member(*status, "loadBalancer") : nullptr;
+  const json* ingress = lb ? member(*lb, "ingress") : nullptr;
+  if (ingress && ingress->is_array()) {
+    for (const auto& in : *ingress) {
+      std::string ip = stringAt(in, "ip");
+      std::string host = stringAt(in, "hostname");
+      if (!ip.empty() && runtime::SocketAddress::parse(ip, 0)) {
+        ips.push_back(ip);
+      } else if (isHostName(host)) {
+        p.hostnames.push_back(host);
+      }
+    }
+  }
+  const json* spec = member(obj, "spec");
+  const json* ports = spec ? member(*spec, "ports") : nullptr;
+  if (!ports || !ports->is_array()) return p;
+  for (const auto& port : *ports) {
+    auto keys = portKeys(port);
+    if (!keys) continue;
+    for (const auto& key : keys->second) {
+      auto& list = p.ports[key];
+      p.numbers[key] = keys->first;
+      for (const auto& ip : ips) list.push_back(dtab::Endpoint{ip, keys->first, 1.0, {}});
+    }
+  }
+  return p;
+}
+
 Parsed parse(Kind kind, const json& obj) {
   switch (kind) {
     case Kind::Endpoints:
@@ -158,6 +216,8 @@ Parsed parse(Kind kind, const json& obj) {
       return parseEndpointSlice(obj);
     case Kind::Services:
       return parseService(obj);
+    case Kind::External:
+      return parseExternal(obj);
   }
   return {};
 }
@@ -183,7 +243,12 @@ State merge(const std::map<std::string, Parsed>& objects) {
       out.insert(out.end(), list.begin(), list.end());
     }
     for (const auto& [port, target] : p.targets) s.merged.targets.emplace(port, target);
+    for (const auto& [key, number] : p.numbers) s.merged.numbers.emplace(key, number);
+    s.merged.hostnames.insert(s.merged.hostnames.end(), p.hostnames.begin(), p.hostnames.end());
   }
+  std::sort(s.merged.hostnames.begin(), s.merged.hostnames.end());
+  s.merged.hostnames.erase(std::unique(s.merged.hostnames.begin(), s.merged.hostnames.end()),
+                           s.merged.hostnames.end());
   for (auto& [key, list] : s.merged.ports) {
     auto less = [](const auto& a, const auto& b) {
       return std::tie(a.ip, a.port) < std::tie(b.ip, b.port);
@@ -216,10 +281,33 @@ bool isNumber(const std::string& s) {
          std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// Watch keys: "<a|s>/<namespace>/<service>", a for the addresses (Endpoints
-// or EndpointSlices, as configured), s for the Service's port map.
-std::string addressKey(const std::string& ns, const std::string& svc) {
-  return "a/" + ns + "/" + svc;
+// A label value as Kubernetes takes it: up to 63 of letters, digits, '-',
+// '_' and '.', beginning and ending with a letter or digit. Nothing else may
+// reach a selector (a ',' would add a requirement of the caller's own).
+bool isLabelValue(const std::string& s) {
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  if (s.empty() || s.size() > 63 || !alnum(s.front()) || !alnum(s.back())) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [&](char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+
+// A label key: an optional DNS subdomain prefix and '/', then a name that
+// is a valid label value.
+bool isLabelKey(const std::string& s) {
+  auto slash = s.find('/');
+  if (slash == std::string::npos) return isLabelValue(s);
+  std::string prefix = s.substr(0, slash);
+  if (prefix.empty() || prefix.size() > 253 || !isHostName(prefix)) return false;
+  return isLabelValue(s.substr(slash + 1));
+}
+
+// Watch keys: "<a|s>/<namespace>/<service>[/<label value>]", a for the
+// addresses (Endpoints, EndpointSlices or, for io.l5d.k8s.external, the
+// Service), s for the Service's port map.
+std::string addressKey(const std::string& ns, const std::string& svc, const std::string& label) {
+  return "a/" + ns + "/" + svc + (label.empty() ? "" : "/" + label);
 }
 std::string serviceKey(const std::string& ns, const std::string& svc) {
   return "s/" + ns + "/" + svc;
@@ -235,16 +323,25 @@ struct Entry {
 class Snapshot final : public dtab::Namer {
  public:
   using States = std::map<std::string, Entry>;
-  Snapshot(Path prefix, States states, std::shared_ptr<const namer::WantFn> want)
-      : prefix_(std::move(prefix)), states_(std::move(states)), want_(std::move(want)) {}
+  Snapshot(Path prefix, Mode mode, bool labelled, States states,
+           std::shared_ptr<const namer::WantFn> want)
+      : prefix_(std::move(prefix)),
+        mode_(mode),
+        labelled_(labelled),
+        states_(std::move(states)),
+        want_(std::move(want)) {}
 
+  // <namespace>/<port>/<service>, and /<label value> with a labelSelector.
   dtab::NamerResult lookup(const Path& residual) const override {
-    if (residual.size() < 3) return NameTree<Name>::neg();
+    std::size_t n = labelled_ ? 4 : 3;
+    if (residual.size() < n) return NameTree<Name>::neg();
     const std::string& ns = residual[0];
     const std::string& svc = residual[2];
     if (!isDnsLabel(ns) || !isDnsLabel(svc)) return NameTree<Name>::neg();
-    BoundName bound{prefix_ + residual.take(3), residual.drop(3), Addr::pending()};
-    const State* addresses = find(addressKey(ns, svc));
+    std::string label = labelled_ ? residual[3] : std::string();
+    if (labelled_ && !isLabelValue(label)) return NameTree<Name>::neg();
+    BoundName bound{prefix_ + residual.take(n), residual.drop(n), Addr::pending()};
+    const State* addresses = find(addressKey(ns, svc, label));
     if (!addresses) return NameTree<Name>::leaf(std::move(bound));
     if (!addresses->known) {
       bound.addr = Addr::failed(addresses->error);
@@ -252,6 +349,7 @@ class Snapshot final : public dtab::Namer {
     }
     if (addresses->empty) return NameTree<Name>::neg();
     std::string port = residual[1];
+    if (mode_ == Mode::External) return external(*addresses, port, std::move(bound));
     if (isNumber(port)) {
       // A number is the Service's port, as in Linkerd: the endpoints carry
       // it under the Service port's name. Without a Service (or such a port
@@ -272,6 +370,35 @@ class Snapshot final : public dtab::Namer {
   }
 
  private:
+  // A Service's load balancer on one of its ports (by name, or by the
+  // Service port's number): its IP addresses bound, each host name a path
+  // for /$/inet to look up (and follow); several of these are a union.
+  // No such port, or no load balancer address yet: negative.
+  static NameTree<Name> external(const State& service, const std::string& port, BoundName bound) {
+    auto it = service.merged.ports.find(port);
+    auto number = service.merged.numbers.find(port);
+    if (it == service.merged.ports.end() || number == service.merged.numbers.end())
+      return NameTree<Name>::neg();
+    std::vector<NameTree<Name>::Weighted> branches;
+    if (!it->second.empty()) {
+      Path residual = bound.residual;
+      bound.addr = Addr::bound(it->second);
+      branches.push_back({1.0, NameTree<Name>::leaf(std::move(bound))});
+      for (const auto& host : service.merged.hostnames) {
+        Path inet = Path({"$", "inet", host, std::to_string(number->second)}) + residual;
+        branches.push_back({1.0, NameTree<Name>::leaf(std::move(inet))});
+      }
+    } else {
+      for (const auto& host : service.merged.hostnames) {
+        Path inet = Path({"$", "inet", host, std::to_string(number->second)}) + bound.residual;
+        branches.push_back({1.0, NameTree<Name>::leaf(std::move(inet))});
+      }
+    }
+    if (branches.empty()) return NameTree<Name>::neg();
+    if (branches.size() == 1) return branches.front().tree;
+    return NameTree<Name>::unionOf(std::move(branches));
+  }
+
   // The state of a query, or nullptr (and the owner asked to start it) when
   // it has no answer yet.
   const State* find(const std::string& key) const {
@@ -286,6 +413,8 @@ class Snapshot final : public dtab::Namer {
   }
 
   Path prefix_;
+  Mode mode_;
+  bool labelled_;
   States states_;
   std::shared_ptr<const namer::WantFn> want_;
 };
@@ -295,7 +424,7 @@ class K8sHost final : public namer::NamerHost {
   K8sHost(Settings settings, namer::NamerContext ctx)
       : settings_(std::move(settings)), ctx_(std::move(ctx)) {
     snapshot_ = std::make_shared<Snapshot>(
-        ctx_.prefix, Snapshot::States{},
+        ctx_.prefix, settings_.mode, !settings_.labelKey.empty(), Snapshot::States{},
         std::make_shared<const namer::WantFn>([](const std::string&) {}));
   }
   ~K8sHost() override {
@@ -311,13 +440,18 @@ class K8sHost final : public namer::NamerHost {
         settings_.idleMs, [this] { sweep(); }, settings_.idleMs);
     want_ = namer::makeWant(loop, alive_, [this](const std::string& key) {
       if (watches_.count(key)) return;
-      auto first = key.find('/');
-      auto second = key.find('/', first + 1);
-      Kind kind = key[0] == 's'              ? Kind::Services
-                  : settings_.endpointSlices ? Kind::EndpointSlices
-                                             : Kind::Endpoints;
-      auto w = std::make_unique<Watch>(kind, key.substr(first + 1, second - first - 1),
-                                       key.substr(second + 1));
+      // "<a|s>/<namespace>/<service>[/<label value>]" (see addressKey)
+      std::vector<std::string> parts;
+      for (std::size_t at = 0; at <= key.size();) {
+        auto slash = std::min(key.find('/', at), key.size());
+        parts.push_back(key.substr(at, slash - at));
+        at = slash + 1;
+      }
+      Kind kind = parts[0] == "s"                  ? Kind::Services
+                  : settings_.mode == Mode::External ? Kind::External
+                  : settings_.endpointSlices         ? Kind::EndpointSlices
+                                                     : Kind::Endpoints;
+      auto w = std::make_unique<Watch>(kind, parts[1], parts[2], parts.size() > 3 ? parts[3] : "");
       Watch& ref = *w;
       bool full = watches_.size() >= kMaxWatches;
       watches_.emplace(key, std::move(w));
@@ -363,9 +497,11 @@ class K8sHost final : public namer::NamerHost {
   // The objects of one kind that make up one service (one Endpoints, its
   // EndpointSlices, or its Service), as the API last described them.
   struct Watch {
-    Watch(Kind k, std::string n, std::string s) : kind(k), ns(std::move(n)), name(std::move(s)) {}
+    Watch(Kind k, std::string n, std::string s, std::string l)
+        : kind(k), ns(std::move(n)), name(std::move(s)), label(std::move(l)) {}
     Kind kind;
     std::string ns, name;
+    std::string label;  // the labelSelector key's value to match, or ""
     std::map<std::string, Parsed> objects;                                 // by metadata.name
     std::shared_ptr<const State> state = std::make_shared<const State>();  // shared with snapshots
     std::shared_ptr<std::atomic<bool>> used = std::make_shared<std::atomic<bool>>(true);
@@ -407,9 +543,11 @@ class K8sHost final : public namer::NamerHost {
   }
 
   // A service's slices carry its name in a label; one object is chosen by
-  // its name.
+  // its name. With a labelSelector key, the object must also carry that
+  // label with the name's value (the endpoints controller copies a
+  // Service's labels onto its Endpoints and EndpointSlices).
   std::string query(const Watch& w) const {
-    std::string labels = settings_.labelSelector;
+    std::string labels = w.label.empty() ? std::string() : settings_.labelKey + "=" + w.label;
     std::string q;
     if (w.kind == Kind::EndpointSlices) {
       labels = "kubernetes.io/service-name=" + w.name + (labels.empty() ? "" : "," + labels);
@@ -481,7 +619,8 @@ class K8sHost final : public namer::NamerHost {
   void publish() {
     Snapshot::States states;
     for (const auto& [k, w] : watches_) states.emplace(k, Entry{w->state, w->used});
-    snapshot_ = std::make_shared<Snapshot>(ctx_.prefix, std::move(states), want_);
+    snapshot_ = std::make_shared<Snapshot>(ctx_.prefix, settings_.mode,
+                                           !settings_.labelKey.empty(), std::move(states), want_);
   }
 
   Settings settings_;
@@ -497,18 +636,43 @@ class K8sHost final : public namer::NamerHost {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
+// The settings both kinds read: Linkerd's host, port and labelSelector, and
+// Switchyard's idleWatchSecs.
+Settings readSettings(runtime::ConfigReader& r, Mode mode) {
+  Settings s;
+  s.mode = mode;
+  s.api = k8s::ApiSettings::read(r);
+  s.labelKey = r.string("labelSelector", "");
+  if (!s.labelKey.empty() && !isLabelKey(s.labelKey)) {
+    r.error("labelSelector: \"" + s.labelKey +
+            "\" is not a label key; as in Linkerd it names one label (\"version\", "
+            "\"example.com/track\"), and each name gives the value after the service: "
+            "/#/<prefix>/<namespace>/<port>/<service>/<value>");
+  }
+  s.idleMs = static_cast<std::uint64_t>(r.integer("idleWatchSecs", 600, 1, 86'400)) * 1000;
+  return s;
+}
+
 }  // namespace
 
 router::Plugin k8sNamer() {
   return router::namerPlugin<Settings>(
       "io.l5d.k8s",
       [](runtime::ConfigReader& r) -> std::optional<Settings> {
-        Settings s;
-        s.api = k8s::ApiSettings::read(r);
-        s.labelSelector = r.string("labelSelector", "");
+        Settings s = readSettings(r, Mode::Endpoints);
         s.endpointSlices = r.boolean("useEndpointSlices", false);
-        s.idleMs = static_cast<std::uint64_t>(r.integer("idleWatchSecs", 600, 1, 86'400)) * 1000;
         return s;
+      },
+      [](const Settings& s, const namer::NamerContext& ctx) -> std::unique_ptr<namer::NamerHost> {
+        return std::make_unique<K8sHost>(s, ctx);
+      });
+}
+
+router::Plugin k8sExternalNamer() {
+  return router::namerPlugin<Settings>(
+      "io.l5d.k8s.external",
+      [](runtime::ConfigReader& r) -> std::optional<Settings> {
+        return readSettings(r, Mode::External);
       },
       [](const Settings& s, const namer::NamerContext& ctx) -> std::unique_ptr<namer::NamerHost> {
         return std::make_unique<K8sHost>(s, ctx);

@@ -21,11 +21,22 @@ namespace switchyard::plugins {
 // binding, so the dtab can fall back.
 //
 // Config as Linkerd's: host (localhost), port (8001: a `kubectl proxy`
-// beside the router), labelSelector. With no host and KUBERNETES_SERVICE_HOST
+// beside the router), labelSelector (a label key: names then end in the
+// label's value, /<namespace>/<port>/<service>/<value>, and only objects
+// with that label value count). With no host and KUBERNETES_SERVICE_HOST
 // set (inside a pod) the namer talks to the API server itself: HTTPS to
 // KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT, verified against the
 // service account's ca.crt, with its token (read again every minute, as the
 // kubelet rotates it) as the bearer token.
 router::Plugin k8sNamer();
+
+// io.l5d.k8s.external: /#/io.l5d.k8s.external/<namespace>/<port>/<service>
+// binds to that Service's load balancer (status.loadBalancer.ingress) on the
+// Service port named (or numbered) <port>, for routers outside the cluster.
+// An ingress IP is bound as it is; an ingress host name (AWS) becomes
+// /$/inet/<host>/<port>, looked up and followed through the dns block. No
+// such port, or no load balancer address yet: a negative binding. The same
+// config, list-then-watch and metrics as io.l5d.k8s.
+router::Plugin k8sExternalNamer();
 
 }  // namespace switchyard::plugins

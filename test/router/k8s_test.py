@@ -732,6 +732,148 @@ routers:
         a.stop()
 
 
+def check_config(text):
+    """(exit code, stderr) of `switchyard router --check` on `text`."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(text)
+    try:
+        p = subprocess.run([BINARY, "router", "--check", "-c", f.name], capture_output=True, text=True,
+                           timeout=30)
+        return p.returncode, p.stderr
+    finally:
+        os.unlink(f.name)
+
+
+def test_label_selector_is_a_label_key(c):
+    # As in Linkerd, labelSelector names a label; names carry its value after
+    # the service, and only objects with that value count.
+    port = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=port)
+    fallback = Backend("fallback")
+    api = K8sApiServer()
+    api.start()
+
+    def labelled(version):
+        api.put_service({"namespace": "default", "name": "web", "labels": {"version": version},
+                         "ports": [{"name": "http", "port": 80, "targetPort": port}],
+                         "endpoints": [{"ip": "127.0.0.1", "nodeName": "node-0"}]})
+
+    labelled("v1")
+    routers = []
+    try:
+        for slices in (False, True):
+            r = Router(BINARY, """admin: {port: 0}
+namers:
+- {kind: io.l5d.k8s, port: %d, labelSelector: version, useEndpointSlices: %s}
+routers:
+- protocol: http
+  label: out
+  dtab: |
+    /k8s => /#/io.l5d.k8s/default/http;
+    /svc => /$/inet/127.0.0.1/%d;
+    /svc/one => /k8s/web/v1;
+    /svc/two => /k8s/web/v2;
+    /svc/bad => /k8s/web/v1:x;
+  servers: [{port: 0}]
+""" % (api.port, "true" if slices else "false", fallback.port))
+            routers.append(r)
+            kind = "EndpointSlices" if slices else "Endpoints"
+            c.eq(answers(r, "one") + answers(r, "two"), ["a", "fallback"],
+                 "%s: web/v1 binds the service labelled version=v1; web/v2 matches nothing and falls back" % kind)
+            c.eq(answers(r, "bad"), ["fallback"], "%s: a value that is no label value is negative" % kind)
+            reqs = api.request_log()["requests"]
+            selectors = [q.get("params", {}).get("labelSelector", "") for q in reqs]
+            c.check(any("version=v1" in sel.split(",") for sel in selectors),
+                    "%s: the selector version=v1 is sent: %s" % (kind, sorted(set(selectors))))
+            c.check(not any("v1:x" in sel for sel in selectors), "%s: the bad value never reaches a selector" % kind)
+        labelled("v2")
+        for r in routers:
+            c.check(wait_until(lambda: answers(r, "one") + answers(r, "two") == ["fallback", "a"], 5),
+                    "relabelled version=v2, the watches follow: v1 falls back, v2 binds")
+    finally:
+        for r in routers:
+            r.stop()
+        api.stop()
+        a.stop()
+        fallback.stop()
+    rc, err = check_config("""namers:
+- {kind: io.l5d.k8s, labelSelector: "version=v1"}
+routers:
+- {protocol: http, dtab: "/svc => /#/io.l5d.k8s/default/http", servers: [{port: 4140}]}
+""")
+    c.check(rc != 0 and "labelSelector" in err and "label key" in err,
+            "a selector where Linkerd takes a label key is refused, saying so: %d %r" % (rc, err[-300:]))
+
+
+def lb_service(name, ports, ingress, labels=None):
+    svc = {"kind": "Service", "apiVersion": "v1",
+           "metadata": {"name": name, "namespace": "default"},
+           "spec": {"type": "LoadBalancer", "ports": ports},
+           "status": {"loadBalancer": {"ingress": ingress} if ingress else {}}}
+    if labels:
+        svc["metadata"]["labels"] = labels
+    return svc
+
+
+def test_external_namer_binds_load_balancers(c):
+    port_a = free_port(harness.socket.SOCK_STREAM)
+    a = Backend("a", host="127.0.0.1", port=port_a)
+    b = Backend("b", host="127.0.0.2")
+    fallback = Backend("fallback")
+    api = K8sApiServer()
+    api.start()
+    api.put_objects([
+        lb_service("lb", [{"name": "http", "port": port_a, "targetPort": 8080}], [{"ip": "127.0.0.1"}]),
+        # AWS gives host names, which are looked up (and followed) as /$/inet.
+        lb_service("aws", [{"name": "http", "port": b.port}], [{"hostname": "localhost.lb.test"}]),
+        lb_service("pending", [{"name": "http", "port": port_a}], None),
+    ])
+    dns = harness.Dnsmasq(hosts=[("127.0.0.2", "localhost.lb.test")])
+    r = Router(BINARY, """admin: {port: 0}
+dns: {servers: ["127.0.0.1:%d"], timeoutMs: 300}
+namers:
+- kind: io.l5d.k8s.external
+  experimental: true
+  host: localhost
+  port: %d
+routers:
+- protocol: http
+  label: out
+  dtab: |
+    /svc => /$/inet/127.0.0.1/%d;
+    /svc => /#/io.l5d.k8s.external/default/http;
+    /svc/num => /#/io.l5d.k8s.external/default/%d/lb;
+    /svc/grpc => /#/io.l5d.k8s.external/default/grpc/lb;
+  servers: [{port: 0}]
+""" % (dns.port, api.port, fallback.port, port_a))
+    try:
+        c.eq(answers(r, "lb", 2), ["a", "a"], "a Service's load balancer IP on the named port")
+        c.eq(answers(r, "num"), ["a"], "a numbered port is the Service port's number")
+        c.eq(answers(r, "aws"), ["b"], "an ingress host name is looked up through the dns block")
+        c.eq(answers(r, "pending"), ["fallback"], "a Service with no load balancer address yet is negative")
+        c.eq(answers(r, "grpc"), ["fallback"], "a port the Service lacks is negative")
+        c.eq(answers(r, "nosuch"), ["fallback"], "a Service that does not exist is negative")
+        reqs = api.request_log()["requests"]
+        c.check(any(q.get("watch") and "/api/v1/namespaces/default/services" in q.get("path", "") for q in reqs),
+                "Services are watched")
+        api.put_object(lb_service("pending", [{"name": "http", "port": port_a}], [{"ip": "127.0.0.1"}]))
+        c.check(wait_until(lambda: answers(r, "pending") == ["a"], 5),
+                "once the load balancer has an address, the watch brings it")
+        api.put_object(lb_service("lb", [{"name": "http", "port": port_a}], None))
+        c.check(wait_until(lambda: answers(r, "lb") == ["fallback"], 5), "and a load balancer taken away is negative")
+        s, _, body = http("GET", "http://localhost:%d/admin/metrics.json" % r.admin_port)
+        m = json.loads(body)
+        c.check(m.get("namer/#/io.l5d.k8s.external/watches", 0) >= 4,
+                "the namer's metrics are under its own prefix: %r"
+                % {k: v for k, v in m.items() if "k8s" in k})
+    finally:
+        r.stop()
+        dns.stop()
+        api.stop()
+        for x in (a, b, fallback):
+            x.stop()
+
+
 TESTS = [
     test_endpoints_follow_changes_under_traffic,
     test_missing_port_and_deleted_service,
@@ -747,6 +889,8 @@ TESTS = [
     test_hostile_watch_stream,
     test_namer_metrics,
     test_api_server_by_host_name,
+    test_label_selector_is_a_label_key,
+    test_external_namer_binds_load_balancers,
 ]
 
 if __name__ == "__main__":
