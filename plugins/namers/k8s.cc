@@ -276,6 +276,13 @@ bool isDnsLabel(const std::string& s) {
   });
 }
 
+std::string lower(std::string s) {
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return s;
+}
+
 bool isNumber(const std::string& s) {
   return !s.empty() && s.size() <= 5 &&
          std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -335,8 +342,11 @@ class Snapshot final : public dtab::Namer {
   dtab::NamerResult lookup(const Path& residual) const override {
     std::size_t n = labelled_ ? 4 : 3;
     if (residual.size() < n) return NameTree<Name>::neg();
-    const std::string& ns = residual[0];
-    const std::string& svc = residual[2];
+    // Kubernetes names are lower case and host names are not case
+    // sensitive, so `Host: Web` finds web, as in Linkerd; a label value is
+    // case sensitive and kept.
+    std::string ns = lower(residual[0]);
+    std::string svc = lower(residual[2]);
     if (!isDnsLabel(ns) || !isDnsLabel(svc)) return NameTree<Name>::neg();
     std::string label = labelled_ ? residual[3] : std::string();
     if (labelled_ && !isLabelValue(label)) return NameTree<Name>::neg();
@@ -348,7 +358,7 @@ class Snapshot final : public dtab::Namer {
       return NameTree<Name>::leaf(std::move(bound));
     }
     if (addresses->empty) return NameTree<Name>::neg();
-    std::string port = residual[1];
+    std::string port = lower(residual[1]);
     if (mode_ == Mode::External) return external(*addresses, port, std::move(bound));
     if (isNumber(port)) {
       // A number is the Service's port, as in Linkerd: the endpoints carry

@@ -115,6 +115,9 @@ def test_endpoints_follow_changes_under_traffic(c):
         c.eq(seen, {"a", "b"}, "both endpoints of the service serve")
         s, _, body = conn.request("GET", "http://nosuch/")
         c.eq(json.loads(body)["backend"], "fallback", "a service that does not exist is negative: the dtab falls back")
+        s, _, body = conn.request("GET", "http://Web/")
+        c.check(s == 200 and json.loads(body)["backend"] in ("a", "b"),
+                "names are lower-cased, as in Linkerd: Host: Web finds web (%d %r)" % (s, body[:100]))
         conn.close()
 
         traffic = Traffic(r)
