@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "namer/host_resolver.h"
 #include "namer/want.h"
 #include "plugins/k8s/api.h"
 #include "runtime/http_server.h"
@@ -305,8 +306,14 @@ bool isLabelValue(const std::string& s) {
 bool isLabelKey(const std::string& s) {
   auto slash = s.find('/');
   if (slash == std::string::npos) return isLabelValue(s);
+  // The prefix: a DNS subdomain, lower-case labels joined by dots.
   std::string prefix = s.substr(0, slash);
-  if (prefix.empty() || prefix.size() > 253 || !isHostName(prefix)) return false;
+  if (prefix.empty() || prefix.size() > 253) return false;
+  for (std::size_t at = 0; at <= prefix.size();) {
+    auto dot = std::min(prefix.find('.', at), prefix.size());
+    if (!isDnsLabel(prefix.substr(at, dot - at))) return false;
+    at = dot + 1;
+  }
   return isLabelValue(s.substr(slash + 1));
 }
 
@@ -331,26 +338,33 @@ class Snapshot final : public dtab::Namer {
  public:
   using States = std::map<std::string, Entry>;
   Snapshot(Path prefix, Mode mode, bool labelled, States states,
-           std::shared_ptr<const namer::WantFn> want)
+           std::shared_ptr<const namer::WantFn> want, std::shared_ptr<const dtab::HostTable> hosts)
       : prefix_(std::move(prefix)),
         mode_(mode),
         labelled_(labelled),
         states_(std::move(states)),
-        want_(std::move(want)) {}
+        want_(std::move(want)),
+        hosts_(std::move(hosts)) {}
 
   // <namespace>/<port>/<service>, and /<label value> with a labelSelector.
+  // A name of exactly three elements is not filtered by the label: that is
+  // how the io.l5d.k8s.daemonset transformer looks up the routers' Service.
   dtab::NamerResult lookup(const Path& residual) const override {
-    std::size_t n = labelled_ ? 4 : 3;
-    if (residual.size() < n) return NameTree<Name>::neg();
+    if (residual.size() < 3) return NameTree<Name>::neg();
+    std::size_t n = labelled_ && residual.size() > 3 ? 4 : 3;
     // Kubernetes names are lower case and host names are not case
-    // sensitive, so `Host: Web` finds web, as in Linkerd; a label value is
-    // case sensitive and kept.
+    // sensitive, so `Host: Web` finds web, as in Linkerd, and binds the same
+    // id (one balancer and one set of metrics per service, whatever the
+    // case); a label value is case sensitive and kept.
     std::string ns = lower(residual[0]);
+    std::string port = lower(residual[1]);
     std::string svc = lower(residual[2]);
     if (!isDnsLabel(ns) || !isDnsLabel(svc)) return NameTree<Name>::neg();
-    std::string label = labelled_ ? residual[3] : std::string();
-    if (labelled_ && !isLabelValue(label)) return NameTree<Name>::neg();
-    BoundName bound{prefix_ + residual.take(n), residual.drop(n), Addr::pending()};
+    std::string label = n == 4 ? residual[3] : std::string();
+    if (n == 4 && !isLabelValue(label)) return NameTree<Name>::neg();
+    Path id = prefix_ + Path{ns, port, svc};
+    if (n == 4) id = id + Path{label};
+    BoundName bound{std::move(id), residual.drop(n), Addr::pending()};
     const State* addresses = find(addressKey(ns, svc, label));
     if (!addresses) return NameTree<Name>::leaf(std::move(bound));
     if (!addresses->known) {
@@ -358,7 +372,6 @@ class Snapshot final : public dtab::Namer {
       return NameTree<Name>::leaf(std::move(bound));
     }
     if (addresses->empty) return NameTree<Name>::neg();
-    std::string port = lower(residual[1]);
     if (mode_ == Mode::External) return external(*addresses, port, std::move(bound));
     if (isNumber(port)) {
       // A number is the Service's port, as in Linkerd: the endpoints carry
@@ -381,32 +394,54 @@ class Snapshot final : public dtab::Namer {
 
  private:
   // A Service's load balancer on one of its ports (by name, or by the
-  // Service port's number): its IP addresses bound, each host name a path
-  // for /$/inet to look up (and follow); several of these are a union.
-  // No such port, or no load balancer address yet: negative.
-  static NameTree<Name> external(const State& service, const std::string& port, BoundName bound) {
+  // Service port's number): its IP addresses and those its host names
+  // resolve to (through the dns block, followed at their TTL), as one bound
+  // set under the namer's own id, as Linkerd binds it. Host names not
+  // resolved yet make it pending while there is nothing else, or failed if
+  // their lookups failed. No such port, or no load balancer address (or
+  // only names that do not exist): negative.
+  NameTree<Name> external(const State& service, const std::string& port, BoundName bound) const {
     auto it = service.merged.ports.find(port);
     auto number = service.merged.numbers.find(port);
     if (it == service.merged.ports.end() || number == service.merged.numbers.end())
       return NameTree<Name>::neg();
-    std::vector<NameTree<Name>::Weighted> branches;
-    if (!it->second.empty()) {
-      Path residual = bound.residual;
-      bound.addr = Addr::bound(it->second);
-      branches.push_back({1.0, NameTree<Name>::leaf(std::move(bound))});
-      for (const auto& host : service.merged.hostnames) {
-        Path inet = Path({"$", "inet", host, std::to_string(number->second)}) + residual;
-        branches.push_back({1.0, NameTree<Name>::leaf(std::move(inet))});
+    std::vector<dtab::Endpoint> endpoints = it->second;
+    bool pending = false;
+    std::string failure;
+    for (const auto& host : service.merged.hostnames) {
+      if (!hosts_) {
+        failure = "no DNS resolver to look up the load balancer's host name " + host;
+        continue;
       }
-    } else {
-      for (const auto& host : service.merged.hostnames) {
-        Path inet = Path({"$", "inet", host, std::to_string(number->second)}) + bound.residual;
-        branches.push_back({1.0, NameTree<Name>::leaf(std::move(inet))});
+      dtab::HostAnswer a = hosts_->lookup(host);
+      switch (a.kind) {
+        case dtab::HostAnswer::Kind::Unknown:
+          pending = true;
+          break;
+        case dtab::HostAnswer::Kind::NotFound:
+          break;
+        case dtab::HostAnswer::Kind::Failed:
+          failure = "cannot resolve the load balancer's host name " + host + ": " + a.error;
+          break;
+        case dtab::HostAnswer::Kind::Addresses:
+          for (const auto& ip : a.ips) endpoints.push_back(dtab::Endpoint{ip, number->second, 1.0, {}});
+          break;
       }
     }
-    if (branches.empty()) return NameTree<Name>::neg();
-    if (branches.size() == 1) return branches.front().tree;
-    return NameTree<Name>::unionOf(std::move(branches));
+    if (!endpoints.empty()) {
+      auto less = [](const auto& a, const auto& b) { return a.ip < b.ip; };
+      auto same = [](const auto& a, const auto& b) { return a.ip == b.ip; };
+      std::sort(endpoints.begin(), endpoints.end(), less);
+      endpoints.erase(std::unique(endpoints.begin(), endpoints.end(), same), endpoints.end());
+      bound.addr = Addr::bound(std::move(endpoints));
+    } else if (pending) {
+      bound.addr = Addr::pending();
+    } else if (!failure.empty()) {
+      bound.addr = Addr::failed(failure);
+    } else {
+      return NameTree<Name>::neg();
+    }
+    return NameTree<Name>::leaf(std::move(bound));
   }
 
   // The state of a query, or nullptr (and the owner asked to start it) when
@@ -427,6 +462,7 @@ class Snapshot final : public dtab::Namer {
   bool labelled_;
   States states_;
   std::shared_ptr<const namer::WantFn> want_;
+  std::shared_ptr<const dtab::HostTable> hosts_;  // External: the host names' answers
 };
 
 class K8sHost final : public namer::NamerHost {
@@ -435,7 +471,7 @@ class K8sHost final : public namer::NamerHost {
       : settings_(std::move(settings)), ctx_(std::move(ctx)) {
     snapshot_ = std::make_shared<Snapshot>(
         ctx_.prefix, settings_.mode, !settings_.labelKey.empty(), Snapshot::States{},
-        std::make_shared<const namer::WantFn>([](const std::string&) {}));
+        std::make_shared<const namer::WantFn>([](const std::string&) {}), nullptr);
   }
   ~K8sHost() override {
     *alive_ = false;
@@ -445,6 +481,21 @@ class K8sHost final : public namer::NamerHost {
   void start(runtime::Loop& loop, std::function<void()> onChange) override {
     onChange_ = std::move(onChange);
     api_ = std::make_unique<k8s::ApiClient>(loop, settings_.api, ctx_.dns);
+    if (settings_.mode == Mode::External) {
+      // Load balancers given by host name (AWS) are looked up as /$/inet's
+      // host names are, but bound under this namer's id.
+      auto hosts = namer::HostResolver::create(loop, ctx_.dns);
+      if (hosts) {
+        hosts_ = std::move(*hosts);
+        hosts_->start([this] {
+          publish();
+          if (onChange_) onChange_();
+        });
+      } else {
+        std::fprintf(stderr, "switchyard: %s: no DNS resolver (%s): load balancers given by host name will fail\n",
+                     ctx_.prefix.show().c_str(), hosts.error().c_str());
+      }
+    }
     sweep_ = std::make_unique<runtime::Timer>(loop);
     sweep_->start(
         settings_.idleMs, [this] { sweep(); }, settings_.idleMs);
@@ -469,7 +520,7 @@ class K8sHost final : public namer::NamerHost {
         // Past the budget the query is not followed but fails, saying why,
         // until a sweep has made room (it is closed like any unused one).
         State s;
-        s.error = "the io.l5d.k8s namer follows at most " + std::to_string(kMaxWatches) +
+        s.error = "the " + ctx_.prefix.show() + " namer follows at most " + std::to_string(kMaxWatches) +
                   " queries (names of services and ports); this one waits for room";
         update(ref, std::move(s));
         return;
@@ -630,7 +681,8 @@ class K8sHost final : public namer::NamerHost {
     Snapshot::States states;
     for (const auto& [k, w] : watches_) states.emplace(k, Entry{w->state, w->used});
     snapshot_ = std::make_shared<Snapshot>(ctx_.prefix, settings_.mode,
-                                           !settings_.labelKey.empty(), std::move(states), want_);
+                                           !settings_.labelKey.empty(), std::move(states), want_,
+                                           hosts_ ? hosts_->current() : nullptr);
   }
 
   Settings settings_;
@@ -644,6 +696,8 @@ class K8sHost final : public namer::NamerHost {
   std::function<void()> onChange_;
   std::uint64_t lists_ = 0, events_ = 0, failures_ = 0, idleClosed_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Last, so it goes first: its callback uses the members above.
+  std::unique_ptr<namer::HostResolver> hosts_;
 };
 
 // The settings both kinds read: Linkerd's host, port and labelSelector, and

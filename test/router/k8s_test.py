@@ -754,17 +754,19 @@ def test_label_selector_is_a_label_key(c):
     a = Backend("a", host="127.0.0.1", port=port)
     fallback = Backend("fallback")
     api = K8sApiServer()
-    api.start()
+    routers = []
 
     def labelled(version):
         api.put_service({"namespace": "default", "name": "web", "labels": {"version": version},
                          "ports": [{"name": "http", "port": 80, "targetPort": port}],
                          "endpoints": [{"ip": "127.0.0.1", "nodeName": "node-0"}]})
 
-    labelled("v1")
-    routers = []
     try:
+        api.start()
+        labelled("v1")
         for slices in (False, True):
+            kind = "EndpointSlices" if slices else "Endpoints"
+            mark = api.request_log()["next"]
             r = Router(BINARY, """admin: {port: 0}
 namers:
 - {kind: io.l5d.k8s, port: %d, labelSelector: version, useEndpointSlices: %s}
@@ -780,14 +782,13 @@ routers:
   servers: [{port: 0}]
 """ % (api.port, "true" if slices else "false", fallback.port))
             routers.append(r)
-            kind = "EndpointSlices" if slices else "Endpoints"
             c.eq(answers(r, "one") + answers(r, "two"), ["a", "fallback"],
                  "%s: web/v1 binds the service labelled version=v1; web/v2 matches nothing and falls back" % kind)
             c.eq(answers(r, "bad"), ["fallback"], "%s: a value that is no label value is negative" % kind)
-            reqs = api.request_log()["requests"]
+            reqs = api.request_log(mark)["requests"]
             selectors = [q.get("params", {}).get("labelSelector", "") for q in reqs]
-            c.check(any("version=v1" in sel.split(",") for sel in selectors),
-                    "%s: the selector version=v1 is sent: %s" % (kind, sorted(set(selectors))))
+            want = ("kubernetes.io/service-name=web,version=v1" if slices else "version=v1")
+            c.check(want in selectors, "%s: the selector %s is sent: %s" % (kind, want, sorted(set(selectors))))
             c.check(not any("v1:x" in sel for sel in selectors), "%s: the bad value never reaches a selector" % kind)
         labelled("v2")
         for r in routers:
@@ -799,13 +800,52 @@ routers:
         api.stop()
         a.stop()
         fallback.stop()
-    rc, err = check_config("""namers:
-- {kind: io.l5d.k8s, labelSelector: "version=v1"}
+    for selector in ("version=v1", "Example.com/track", "example..com/track"):
+        rc, err = check_config("""namers:
+- {kind: io.l5d.k8s, labelSelector: "%s"}
 routers:
 - {protocol: http, dtab: "/svc => /#/io.l5d.k8s/default/http", servers: [{port: 4140}]}
-""")
-    c.check(rc != 0 and "labelSelector" in err and "label key" in err,
-            "a selector where Linkerd takes a label key is refused, saying so: %d %r" % (rc, err[-300:]))
+""" % selector)
+        c.check(rc != 0 and "labelSelector" in err and "label key" in err,
+                "labelSelector %r is no label key: refused, saying so: %d %r" % (selector, rc, err[-300:]))
+
+
+def test_label_selector_with_the_daemonset_transformer(c):
+    # The daemonset transformer looks the routers' Service up with three
+    # elements, which a labelled namer answers unfiltered.
+    api = K8sApiServer()
+    app = Backend("app", host="127.0.0.1")
+    incoming = Backend("incoming")  # stands for the router pod's incoming port
+    router = None
+    try:
+        api.start()
+        api.put_service({"namespace": "default", "name": "web", "labels": {"version": "v1"},
+                         "ports": [{"name": "http", "port": 80, "targetPort": app.port}],
+                         "endpoints": [{"ip": "127.0.0.1", "nodeName": "node-a"}]})
+        api.put_service({"namespace": "linkerd", "name": "l5d",
+                         "ports": [{"name": "incoming", "port": 4141, "targetPort": incoming.port}],
+                         "endpoints": [{"ip": "127.0.0.1", "nodeName": "node-a"}]})
+        router = Router(BINARY, """admin: {port: 0}
+namers:
+- {kind: io.l5d.k8s, port: %d, labelSelector: version}
+routers:
+- protocol: http
+  label: out
+  interpreter:
+    kind: default
+    transformers:
+    - {kind: io.l5d.k8s.daemonset, namespace: linkerd, service: l5d, port: incoming}
+  dtab: /svc => /#/io.l5d.k8s/default/http/web/v1;
+  servers: [{port: 0}]
+""" % api.port)
+        c.eq(answers(router, "web", 3), ["incoming"] * 3,
+             "a labelled service goes to the router pod on its endpoint's node")
+    finally:
+        if router:
+            router.stop()
+        api.stop()
+        app.stop()
+        incoming.stop()
 
 
 def lb_service(name, ports, ingress, labels=None):
@@ -822,17 +862,25 @@ def test_external_namer_binds_load_balancers(c):
     port_a = free_port(harness.socket.SOCK_STREAM)
     a = Backend("a", host="127.0.0.1", port=port_a)
     b = Backend("b", host="127.0.0.2")
+    b3 = Backend("b3", host="127.0.0.3", port=b.port)
     fallback = Backend("fallback")
     api = K8sApiServer()
-    api.start()
-    api.put_objects([
-        lb_service("lb", [{"name": "http", "port": port_a, "targetPort": 8080}], [{"ip": "127.0.0.1"}]),
-        # AWS gives host names, which are looked up (and followed) as /$/inet.
-        lb_service("aws", [{"name": "http", "port": b.port}], [{"hostname": "localhost.lb.test"}]),
-        lb_service("pending", [{"name": "http", "port": port_a}], None),
-    ])
-    dns = harness.Dnsmasq(hosts=[("127.0.0.2", "localhost.lb.test")])
-    r = Router(BINARY, """admin: {port: 0}
+    dns = None
+    r = None
+    try:
+        api.start()
+        api.put_objects([
+            lb_service("lb", [{"name": "http", "port": port_a, "targetPort": 8080}], [{"ip": "127.0.0.1"}]),
+            # AWS gives host names, looked up through the dns block.
+            lb_service("aws", [{"name": "http", "port": b.port}], [{"hostname": "elb.lb.test"}]),
+            # An IP and a host name: one set of both.
+            lb_service("both", [{"name": "http", "port": b.port}],
+                       [{"ip": "127.0.0.3"}, {"hostname": "elb.lb.test"}]),
+            lb_service("pending", [{"name": "http", "port": port_a}], None),
+            lb_service("gone", [{"name": "http", "port": port_a}], [{"hostname": "nosuch.lb.test"}]),
+        ])
+        dns = harness.Dnsmasq(hosts=[("127.0.0.2", "elb.lb.test")])
+        r = Router(BINARY, """admin: {port: 0}
 dns: {servers: ["127.0.0.1:%d"], timeoutMs: 300}
 namers:
 - kind: io.l5d.k8s.external
@@ -846,19 +894,27 @@ routers:
     /svc => /$/inet/127.0.0.1/%d;
     /svc => /#/io.l5d.k8s.external/default/http;
     /svc/num => /#/io.l5d.k8s.external/default/%d/lb;
+    /svc/notaport => /#/io.l5d.k8s.external/default/8080/lb;
     /svc/grpc => /#/io.l5d.k8s.external/default/grpc/lb;
   servers: [{port: 0}]
 """ % (dns.port, api.port, fallback.port, port_a))
-    try:
         c.eq(answers(r, "lb", 2), ["a", "a"], "a Service's load balancer IP on the named port")
         c.eq(answers(r, "num"), ["a"], "a numbered port is the Service port's number")
+        c.eq(answers(r, "notaport"), ["fallback"], "a number that is only a targetPort is negative")
         c.eq(answers(r, "aws"), ["b"], "an ingress host name is looked up through the dns block")
+        c.eq(sorted(set(answers(r, "both", 40))), ["b", "b3"], "an ingress IP and host name serve together")
+        c.eq(answers(r, "gone"), ["fallback"], "an ingress host name that does not exist is negative")
         c.eq(answers(r, "pending"), ["fallback"], "a Service with no load balancer address yet is negative")
         c.eq(answers(r, "grpc"), ["fallback"], "a port the Service lacks is negative")
         c.eq(answers(r, "nosuch"), ["fallback"], "a Service that does not exist is negative")
         reqs = api.request_log()["requests"]
         c.check(any(q.get("watch") and "/api/v1/namespaces/default/services" in q.get("path", "") for q in reqs),
                 "Services are watched")
+        s, _, body = http("GET", "http://localhost:%d/admin/metrics.json" % r.admin_port)
+        m = json.loads(body)
+        c.check(any("io.l5d.k8s.external/default/http/aws" in k for k in m if k.startswith("rt/out/client/")),
+                "a host-name load balancer is the namer's own client, not /$/inet's: %s"
+                % sorted({k.split("/requests")[0] for k in m if k.startswith("rt/out/client/")})[:8])
         api.put_object(lb_service("pending", [{"name": "http", "port": port_a}], [{"ip": "127.0.0.1"}]))
         c.check(wait_until(lambda: answers(r, "pending") == ["a"], 5),
                 "once the load balancer has an address, the watch brings it")
@@ -866,16 +922,17 @@ routers:
         c.check(wait_until(lambda: answers(r, "lb") == ["fallback"], 5), "and a load balancer taken away is negative")
         s, _, body = http("GET", "http://localhost:%d/admin/metrics.json" % r.admin_port)
         m = json.loads(body)
-        c.check(m.get("namer/#/io.l5d.k8s.external/watches", 0) >= 4,
+        c.check(m.get("namer/#/io.l5d.k8s.external/watches", 0) >= 5,
                 "the namer's metrics are under its own prefix: %r"
                 % {k: v for k, v in m.items() if "k8s" in k})
     finally:
-        r.stop()
-        dns.stop()
+        if r:
+            r.stop()
+        if dns:
+            dns.stop()
         api.stop()
-        for x in (a, b, fallback):
+        for x in (a, b, b3, fallback):
             x.stop()
-
 
 TESTS = [
     test_endpoints_follow_changes_under_traffic,
@@ -893,6 +950,7 @@ TESTS = [
     test_namer_metrics,
     test_api_server_by_host_name,
     test_label_selector_is_a_label_key,
+    test_label_selector_with_the_daemonset_transformer,
     test_external_namer_binds_load_balancers,
 ]
 
