@@ -5,7 +5,9 @@ routing while traffic flows with no failed request; dropped watches, a
 compacted history (410) and an API down for 30 s keep the last good set;
 a service or port that does not exist is a negative binding; EndpointSlices
 (useEndpointSlices), a numbered port that is the Service's port, and
-in-cluster HTTPS with the service account's CA and (rotated) token.
+in-cluster HTTPS with the service account's CA and (rotated) token;
+labelSelector as Linkerd's label key, and the io.l5d.k8s.external namer
+over Services' load balancers.
 
 Usage: k8s_test.py SWITCHYARD_BINARY [TEST_NAME ...]
 """
