@@ -82,31 +82,37 @@ std::optional<std::pair<std::uint16_t, std::vector<std::string>>> portKeys(const
                         std::vector<std::string>{std::to_string(number), stringAt(port, "name")});
 }
 
+// fn(key, number) for every key of every well-formed port in `ports` (an
+// array of port objects, or anything else, which has none).
+template <class Fn>
+void eachPortKey(const json* ports, Fn fn) {
+  if (!ports || !ports->is_array()) return;
+  for (const auto& port : *ports) {
+    auto keys = portKeys(port);
+    if (!keys) continue;
+    for (const auto& key : keys->second) fn(key, keys->first);
+  }
+}
+
 // core/v1 Endpoints: subsets[] of addresses (ready) and ports.
 Parsed parseEndpoints(const json& obj) {
   Parsed p;
   const json* subsets = member(obj, "subsets");
   if (!subsets || !subsets->is_array()) return p;
   for (const auto& subset : *subsets) {
-    const json* ports = member(subset, "ports");
-    if (!ports || !ports->is_array()) continue;
     const json* addresses = member(subset, "addresses");
-    for (const auto& port : *ports) {
-      auto keys = portKeys(port);
-      if (!keys) continue;
-      for (const auto& key : keys->second) {
-        auto& list = p.ports[key];  // a port with no ready address is still a port
-        if (!addresses || !addresses->is_array()) continue;
-        for (const auto& a : *addresses) {
-          std::string ip = stringAt(a, "ip");
-          if (ip.empty()) continue;
-          dtab::Endpoint e{ip, keys->first, 1.0, {}};
-          std::string node = stringAt(a, "nodeName");
-          if (!node.empty()) e.meta["nodeName"] = node;
-          list.push_back(std::move(e));
-        }
+    eachPortKey(member(subset, "ports"), [&](const std::string& key, std::uint16_t number) {
+      auto& list = p.ports[key];  // a port with no ready address is still a port
+      if (!addresses || !addresses->is_array()) return;
+      for (const auto& a : *addresses) {
+        std::string ip = stringAt(a, "ip");
+        if (ip.empty()) continue;
+        dtab::Endpoint e{ip, number, 1.0, {}};
+        std::string node = stringAt(a, "nodeName");
+        if (!node.empty()) e.meta["nodeName"] = node;
+        list.push_back(std::move(e));
       }
-    }
+    });
   }
   return p;
 }
@@ -117,33 +123,27 @@ Parsed parseEndpoints(const json& obj) {
 Parsed parseEndpointSlice(const json& obj) {
   Parsed p;
   if (stringAt(obj, "addressType") == "FQDN") return p;
-  const json* ports = member(obj, "ports");
   const json* endpoints = member(obj, "endpoints");
-  if (!ports || !ports->is_array()) return p;
-  for (const auto& port : *ports) {
-    auto keys = portKeys(port);
-    if (!keys) continue;
-    for (const auto& key : keys->second) {
-      auto& list = p.ports[key];
-      if (!endpoints || !endpoints->is_array()) continue;
-      for (const auto& ep : *endpoints) {
-        const json* conditions = member(ep, "conditions");
-        const json* ready = conditions ? member(*conditions, "ready") : nullptr;
-        if (ready && ready->is_boolean() && !ready->get<bool>()) continue;
-        const json* addresses = member(ep, "addresses");
-        if (!addresses || !addresses->is_array()) continue;
-        for (const auto& a : *addresses) {
-          if (!a.is_string()) continue;
-          dtab::Endpoint e{a.get<std::string>(), keys->first, 1.0, {}};
-          std::string node = stringAt(ep, "nodeName");
-          if (!node.empty()) e.meta["nodeName"] = node;
-          std::string zone = stringAt(ep, "zone");
-          if (!zone.empty()) e.meta["zone"] = zone;
-          list.push_back(std::move(e));
-        }
+  eachPortKey(member(obj, "ports"), [&](const std::string& key, std::uint16_t number) {
+    auto& list = p.ports[key];
+    if (!endpoints || !endpoints->is_array()) return;
+    for (const auto& ep : *endpoints) {
+      const json* conditions = member(ep, "conditions");
+      const json* ready = conditions ? member(*conditions, "ready") : nullptr;
+      if (ready && ready->is_boolean() && !ready->get<bool>()) continue;
+      const json* addresses = member(ep, "addresses");
+      if (!addresses || !addresses->is_array()) continue;
+      for (const auto& a : *addresses) {
+        if (!a.is_string()) continue;
+        dtab::Endpoint e{a.get<std::string>(), number, 1.0, {}};
+        std::string node = stringAt(ep, "nodeName");
+        if (!node.empty()) e.meta["nodeName"] = node;
+        std::string zone = stringAt(ep, "zone");
+        if (!zone.empty()) e.meta["zone"] = zone;
+        list.push_back(std::move(e));
       }
     }
-  }
+  });
   return p;
 }
 
@@ -195,17 +195,11 @@ Parsed parseExternal(const json& obj) {
     }
   }
   const json* spec = member(obj, "spec");
-  const json* ports = spec ? member(*spec, "ports") : nullptr;
-  if (!ports || !ports->is_array()) return p;
-  for (const auto& port : *ports) {
-    auto keys = portKeys(port);
-    if (!keys) continue;
-    for (const auto& key : keys->second) {
-      auto& list = p.ports[key];
-      p.numbers[key] = keys->first;
-      for (const auto& ip : ips) list.push_back(dtab::Endpoint{ip, keys->first, 1.0, {}});
-    }
-  }
+  eachPortKey(spec ? member(*spec, "ports") : nullptr, [&](const std::string& key, std::uint16_t number) {
+    auto& list = p.ports[key];
+    p.numbers[key] = number;
+    for (const auto& ip : ips) list.push_back(dtab::Endpoint{ip, number, 1.0, {}});
+  });
   return p;
 }
 
