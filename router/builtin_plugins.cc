@@ -207,11 +207,13 @@ void addBuiltinPlugins(PluginRegistry& registry) {
     return std::function<std::shared_ptr<const Transformer>()>([port] { return portTransformer(port); });
   }));
   registry.add(transformer("io.l5d.k8s.localnode", [](runtime::ConfigReader& r) {
-    // Endpoints are matched by node name either way; hostNetwork changes nothing.
+    // Endpoints are matched by node name (NODE_NAME) whatever hostNetwork
+    // says; without NODE_NAME, by POD_IP's /24 as Linkerd did.
     r.boolean("hostNetwork", false);
     return std::function<std::shared_ptr<const Transformer>()>([] {
       const char* node = std::getenv("NODE_NAME");
-      return localNodeTransformer(node ? node : "");
+      const char* podIp = std::getenv("POD_IP");
+      return localNodeTransformer(node ? node : "", podIp ? podIp : "");
     });
   }));
   registry.add(transformer("io.l5d.k8s.daemonset", [](runtime::ConfigReader& r) {

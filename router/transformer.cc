@@ -147,22 +147,35 @@ class PortTransformer final : public Transformer {
   dtab::Path prefix_;
 };
 
+// The /24 an IPv4 address is in (host order), or nullopt.
+std::optional<std::uint32_t> subnet24(const std::string& ip) {
+  in_addr a{};
+  if (inet_pton(AF_INET, ip.c_str(), &a) != 1) return std::nullopt;
+  return ntohl(a.s_addr) & 0xffffff00u;
+}
+
 class LocalNodeTransformer final : public Transformer {
  public:
-  explicit LocalNodeTransformer(std::string node) : node_(std::move(node)), prefix_{"%", "io.l5d.k8s.localnode"} {}
+  LocalNodeTransformer(std::string node, std::optional<std::uint32_t> subnet)
+      : node_(std::move(node)), subnet_(subnet), prefix_{"%", "io.l5d.k8s.localnode"} {}
   const dtab::Path& prefix() const override { return prefix_; }
   dtab::Addr apply(const std::vector<dtab::Endpoint>& endpoints, const TransformContext&) const override {
-    if (node_.empty()) return dtab::Addr::bound(endpoints);
+    if (node_.empty() && !subnet_) return dtab::Addr::bound(endpoints);
     std::vector<dtab::Endpoint> out;
     for (const auto& e : endpoints) {
-      auto it = e.meta.find("nodeName");
-      if (it != e.meta.end() && it->second == node_) out.push_back(e);
+      if (!node_.empty()) {
+        auto it = e.meta.find("nodeName");
+        if (it != e.meta.end() && it->second == node_) out.push_back(e);
+      } else if (subnet24(e.ip) == subnet_) {
+        out.push_back(e);
+      }
     }
     return dtab::Addr::bound(std::move(out));
   }
 
  private:
   std::string node_;
+  std::optional<std::uint32_t> subnet_;  // without a node name: Linkerd's POD_IP/24
   dtab::Path prefix_;
 };
 
@@ -300,13 +313,25 @@ std::shared_ptr<const Transformer> portTransformer(std::uint16_t port) {
   return std::make_shared<PortTransformer>(port);
 }
 
-std::shared_ptr<const Transformer> localNodeTransformer(std::string nodeName) {
+std::shared_ptr<const Transformer> localNodeTransformer(std::string nodeName, std::string podIp) {
+  std::optional<std::uint32_t> subnet;
+  if (nodeName.empty() && !podIp.empty()) {
+    subnet = subnet24(podIp);
+    if (subnet) {
+      std::fprintf(stderr,
+                   "switchyard: io.l5d.k8s.localnode: NODE_NAME is not set; keeping the endpoints in POD_IP's /24 "
+                   "(%s), as Linkerd did (set NODE_NAME from spec.nodeName to match by node)\n",
+                   podIp.c_str());
+      return std::make_shared<LocalNodeTransformer>(std::move(nodeName), subnet);
+    }
+  }
   if (nodeName.empty()) {
     std::fprintf(stderr,
                  "switchyard: warning: io.l5d.k8s.localnode: NODE_NAME is not set (give it from the downward API, "
-                 "spec.nodeName); keeping every endpoint\n");
+                 "spec.nodeName)%s; keeping every endpoint\n",
+                 podIp.empty() ? "" : ", and POD_IP is not an IPv4 address");
   }
-  return std::make_shared<LocalNodeTransformer>(std::move(nodeName));
+  return std::make_shared<LocalNodeTransformer>(std::move(nodeName), std::nullopt);
 }
 
 std::shared_ptr<const Transformer> localhostTransformer() { return std::make_shared<LocalhostTransformer>(); }

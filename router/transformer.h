@@ -82,8 +82,10 @@ std::unique_ptr<namer::NamerHost> transformingNamer(std::unique_ptr<namer::Namer
                                                    std::function<std::vector<dtab::NamerEntry>()> baseNamers);
 
 std::shared_ptr<const Transformer> portTransformer(std::uint16_t port);
-// `nodeName` empty: $NODE_NAME was not set; every endpoint is kept (logged).
-std::shared_ptr<const Transformer> localNodeTransformer(std::string nodeName);
+// Keeps the endpoints whose nodeName is `nodeName` ($NODE_NAME). Without one,
+// those in the /24 of `podIp` ($POD_IP, IPv4), as Linkerd's transformer did;
+// with neither, every endpoint (logged).
+std::shared_ptr<const Transformer> localNodeTransformer(std::string nodeName, std::string podIp = {});
 std::shared_ptr<const Transformer> localhostTransformer();
 // A host's numeric addresses, through the system's resolver (which blocks:
 // for start-up only); a numeric address is itself.

@@ -231,19 +231,25 @@ def test_localnode_and_port_transformers(c):
     a = Backend("a", host="127.0.0.1", port=port)       # on node-0
     b = Backend("b", host="127.0.0.2", port=port)       # on node-1
     b2 = Backend("b-other-port", host="127.0.0.2", port=other)
+    d = Backend("d", host="127.0.1.2", port=port)       # on node-2, another /24
     api = K8sApiServer()
     api.start()
-    service(api, ["127.0.0.1", "127.0.0.2"], port)
+    service(api, ["127.0.0.1", "127.0.0.2", "127.0.1.2"], port)
 
     r1 = transforming_router(api, "in", "    - kind: io.l5d.k8s.localnode", {"NODE_NAME": "node-1"})
     r2 = transforming_router(api, "in", "    - kind: io.l5d.k8s.localnode\n    - {kind: io.l5d.port, port: %d}" % other,
                              {"NODE_NAME": "node-1"})
+    # Linkerd's manifests give POD_IP only: then the pod's /24 is the node.
+    r3 = transforming_router(api, "in", "    - kind: io.l5d.k8s.localnode", {"NODE_NAME": "", "POD_IP": "127.0.1.9"})
     try:
         got = set()
         for _ in range(20):
             s, _, body = http("GET", "http://web/", proxy=("127.0.0.1", r1.port("in")))
             got.add(json.loads(body)["backend"] if s == 200 else s)
         c.eq(got, {"b"}, "io.l5d.k8s.localnode keeps only the endpoints on NODE_NAME's node")
+        c.eq(sorted(set(answers(r3, "web", 20, label="in"))), ["d"],
+             "without NODE_NAME, the endpoints in POD_IP's /24, as Linkerd's transformer")
+        c.check("POD_IP's /24" in r3.logs(), "and the router says which rule it uses")
         s, _, body = http("GET", r1.admin_url("/admin/metrics.json"))
         c.check("rt/in/client/%/io.l5d.k8s.localnode/#/io.l5d.k8s/default/http/web/requests" in json.loads(body),
                 "the transformed name has its own client metrics: %s" % [k for k in json.loads(body) if "client" in k][:3])
@@ -255,8 +261,9 @@ def test_localnode_and_port_transformers(c):
     finally:
         r1.stop()
         r2.stop()
+        r3.stop()
         api.stop()
-        for x in (a, b, b2):
+        for x in (a, b, b2, d):
             x.stop()
 
 
