@@ -14,6 +14,7 @@ Usage: k8s_store_test.py SWITCHYARD_BINARY [TEST_NAME ...]
 import json
 import os
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
@@ -177,7 +178,13 @@ routers:
             s, _, body = Connection("127.0.0.1", r.port("out")).request("GET", "http://web/")
             return json.loads(body)["backend"] if s == 200 else s
         c.eq([answer(r) for r in routers], ["x"] * 3, "three routers route through the namer's k8s namer")
-        streams = [w for w in api.watcher_info()["streams"] if w["resource"] == "endpoints"]
+        def endpoint_streams():
+            return [w for w in api.watcher_info()["streams"] if w["resource"] == "endpoints"]
+        # The watch opens once the list has answered: wait for it, then
+        # check that no second one follows.
+        wait_until(lambda: len(endpoint_streams()) >= 1, 5)
+        time.sleep(0.5)
+        streams = endpoint_streams()
         c.eq(len(streams), 1, "the API has one endpoints watch for all of them: %s" % streams)
         m = json.loads(http("GET", n.admin_url("/admin/metrics.json"))[2])
         c.eq(m.get("namer/#/io.l5d.k8s/watches"), 1, "the namer's metrics count that one watch")

@@ -445,7 +445,7 @@ def test_client_timeouts(c):
 def test_size_limits_and_attempt_timeout(c):
     env = Env(extra="""  maxRequestKB: 64
   maxResponseKB: 64
-  client: {requestAttemptTimeoutMs: 300}
+  client: {requestAttemptTimeoutMs: 1000}
 """)
     try:
         s, hdrs, _ = http("POST", "http://hello/", body=b"x" * 70000, proxy=env.proxy)
@@ -460,7 +460,7 @@ def test_size_limits_and_attempt_timeout(c):
         c.eq(s, 502, "a Content-Length response over maxResponseKB")
         c.check("maxResponseKB" in (header(hdrs, "l5d-err") or ""), "l5d-err names maxResponseKB: %r"
                 % header(hdrs, "l5d-err"))
-        s, hdrs, _ = http("GET", "http://hello/slow?ms=3000", proxy=env.proxy)
+        s, hdrs, _ = http("GET", "http://hello/slow?ms=5000", proxy=env.proxy)
         c.eq(s, 503, "no response within client.requestAttemptTimeoutMs")
         c.check("requestAttemptTimeoutMs" in (header(hdrs, "l5d-err") or ""), "l5d-err names the attempt timeout")
         c.eq(env.get("hello")[0], 200, "the router serves on")
@@ -525,7 +525,7 @@ def test_call_depth_timeout_and_balancers(c):
     a, b = Backend("a"), Backend("b")
     write_disco(disco, "hello", a, b)
     cfg = config(disco) + """  maxCallDepth: 3
-  service: {totalTimeoutMs: 300}
+  service: {totalTimeoutMs: 1000}
   client:
     loadBalancer: {kind: roundRobin}
 """
@@ -537,7 +537,7 @@ def test_call_depth_timeout_and_balancers(c):
         c.check("maxCallDepth" in (header(hdrs, "l5d-err") or ""), "l5d-err explains: %r" % header(hdrs, "l5d-err"))
         s, _, _ = http("GET", "http://hello/", headers={"Via": "1.1 a, 1.1 b"}, proxy=proxy)
         c.eq(s, 200, "two hops pass")
-        s, hdrs, _ = http("GET", "http://hello/slow?ms=2000", proxy=proxy)
+        s, hdrs, _ = http("GET", "http://hello/slow?ms=4000", proxy=proxy)
         c.eq(s, 503, "no response within service.totalTimeoutMs")
         c.check("totalTimeoutMs" in (header(hdrs, "l5d-err") or ""), "l5d-err names the timeout")
         seen = [body_json(http("GET", "http://hello/", proxy=proxy)[2])["backend"] for _ in range(6)]
@@ -554,11 +554,12 @@ def test_sigterm_drains_in_flight_requests(c):
         out = {}
 
         def slow():
-            out["r"] = env.get("hello", "/slow?ms=800", timeout=10)
+            out["r"] = env.get("hello", "/slow?ms=1500", timeout=10)
 
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.3)
+        # The request must be in flight at the backend before the signal.
+        wait_until(lambda: env.a.stats()["requests"] >= 1, 5)
         env.router.proc.send_signal(signal.SIGTERM)
         t.join()
         c.eq(out["r"][0], 200, "the request in flight completes")

@@ -357,7 +357,9 @@ class Etcd:
         self.data_dir = os.path.join(self.tmpdir, "data")
         self.log_path = os.path.join(self.tmpdir, "etcd.log")
         self.port = free_port(socket.SOCK_STREAM)
-        self.peer_port = free_port(socket.SOCK_STREAM)
+        self.peer_port = self.port
+        while self.peer_port == self.port:  # two free ports, not the same one twice
+            self.peer_port = free_port(socket.SOCK_STREAM)
         self.proc = None
         self.start(ready_timeout)
 
