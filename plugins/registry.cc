@@ -26,6 +26,7 @@ router::PluginRegistry allPlugins() {
   r.add(dnsSrvNamer());
   r.add(k8sNamer());
   r.add(k8sExternalNamer());
+  r.add(k8sNamespacedNamer());
   r.add(etcdStorage());
   r.add(k8sStorage());
   return r;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <tuple>
@@ -37,6 +38,9 @@ struct Settings {
   std::string labelKey;
   bool endpointSlices = false;
   std::uint64_t idleMs = 600'000;  // a query nobody asks for is closed after 1-2x this
+  // io.l5d.k8s.ns: the environment variable naming the one namespace, which
+  // names then leave out (/<port>/<service>). Empty: names carry it.
+  std::string namespaceVar;
 };
 
 // The kinds of object the namer reads. Endpoints or EndpointSlices give the
@@ -331,33 +335,51 @@ struct Entry {
 class Snapshot final : public dtab::Namer {
  public:
   using States = std::map<std::string, Entry>;
-  Snapshot(Path prefix, Mode mode, bool labelled, States states,
+  // How names look: what the namer reads, whether a label value follows
+  // the service, and for io.l5d.k8s.ns the one namespace (or why there is
+  // none).
+  struct Shape {
+    Mode mode = Mode::Endpoints;
+    bool labelled = false;
+    std::string fixedNamespace;
+    std::string namespaceError;
+  };
+  Snapshot(Path prefix, std::shared_ptr<const Shape> shape, States states,
            std::shared_ptr<const namer::WantFn> want, std::shared_ptr<const dtab::HostTable> hosts)
       : prefix_(std::move(prefix)),
-        mode_(mode),
-        labelled_(labelled),
+        shape_(std::move(shape)),
         states_(std::move(states)),
         want_(std::move(want)),
         hosts_(std::move(hosts)) {}
 
   // <namespace>/<port>/<service>, and /<label value> with a labelSelector.
-  // A name of exactly three elements is not filtered by the label: that is
-  // how the io.l5d.k8s.daemonset transformer looks up the routers' Service.
+  // <namespace>/<port>/<service> (io.l5d.k8s.ns: <port>/<service>), and
+  // /<label value> with a labelSelector. A name without the label value
+  // (exactly three elements) is not filtered by the label: that is how the
+  // io.l5d.k8s.daemonset transformer looks up the routers' Service.
   dtab::NamerResult lookup(const Path& residual) const override {
-    if (residual.size() < 3) return NameTree<Name>::neg();
-    std::size_t n = labelled_ && residual.size() > 3 ? 4 : 3;
+    const Shape& shape = *shape_;
+    bool fixed = !shape.fixedNamespace.empty() || !shape.namespaceError.empty();
+    std::size_t base = fixed ? 2 : 3;
+    if (residual.size() < base) return NameTree<Name>::neg();
+    std::size_t n = shape.labelled && residual.size() > base ? base + 1 : base;
+    if (!shape.namespaceError.empty()) {
+      return NameTree<Name>::leaf(BoundName{prefix_ + residual.take(n), residual.drop(n),
+                                            Addr::failed(shape.namespaceError)});
+    }
     // Kubernetes names are lower case and host names are not case
     // sensitive, so `Host: Web` finds web, as in Linkerd, and binds the same
     // id (one balancer and one set of metrics per service, whatever the
     // case); a label value is case sensitive and kept.
-    std::string ns = lower(residual[0]);
-    std::string port = lower(residual[1]);
-    std::string svc = lower(residual[2]);
+    std::size_t at = fixed ? 0 : 1;
+    std::string ns = fixed ? shape.fixedNamespace : lower(residual[0]);
+    std::string port = lower(residual[at]);
+    std::string svc = lower(residual[at + 1]);
     if (!isDnsLabel(ns) || !isDnsLabel(svc)) return NameTree<Name>::neg();
-    std::string label = n == 4 ? residual[3] : std::string();
-    if (n == 4 && !isLabelValue(label)) return NameTree<Name>::neg();
-    Path id = prefix_ + Path{ns, port, svc};
-    if (n == 4) id = id + Path{label};
+    std::string label = n > base ? residual[base] : std::string();
+    if (n > base && !isLabelValue(label)) return NameTree<Name>::neg();
+    Path id = prefix_ + (fixed ? Path{port, svc} : Path{ns, port, svc});
+    if (n > base) id = id + Path{label};
     BoundName bound{std::move(id), residual.drop(n), Addr::pending()};
     const State* addresses = find(addressKey(ns, svc, label));
     if (!addresses) return NameTree<Name>::leaf(std::move(bound));
@@ -366,7 +388,7 @@ class Snapshot final : public dtab::Namer {
       return NameTree<Name>::leaf(std::move(bound));
     }
     if (addresses->empty) return NameTree<Name>::neg();
-    if (mode_ == Mode::External) return external(*addresses, port, std::move(bound));
+    if (shape.mode == Mode::External) return external(*addresses, port, std::move(bound));
     if (isNumber(port)) {
       // A number is the Service's port, as in Linkerd: the endpoints carry
       // it under the Service port's name. Without a Service (or such a port
@@ -452,8 +474,7 @@ class Snapshot final : public dtab::Namer {
   }
 
   Path prefix_;
-  Mode mode_;
-  bool labelled_;
+  std::shared_ptr<const Shape> shape_;
   States states_;
   std::shared_ptr<const namer::WantFn> want_;
   std::shared_ptr<const dtab::HostTable> hosts_;  // External: the host names' answers
@@ -463,8 +484,29 @@ class K8sHost final : public namer::NamerHost {
  public:
   K8sHost(Settings settings, namer::NamerContext ctx)
       : settings_(std::move(settings)), ctx_(std::move(ctx)) {
+    auto shape = std::make_shared<Snapshot::Shape>();
+    shape->mode = settings_.mode;
+    shape->labelled = !settings_.labelKey.empty();
+    if (!settings_.namespaceVar.empty()) {
+      // Read when the namer is made, as Linkerd does: the pod's namespace,
+      // from the downward API.
+      const char* ns = std::getenv(settings_.namespaceVar.c_str());
+      if (ns && !*ns) ns = nullptr;  // set but empty: as good as unset
+      std::string name = ns ? lower(ns) : std::string();
+      if (isDnsLabel(name)) {
+        shape->fixedNamespace = name;
+      } else {
+        shape->namespaceError =
+            ns ? "$" + settings_.namespaceVar + " is not a namespace name: \"" + std::string(ns) + "\""
+               : "$" + settings_.namespaceVar +
+                     " is not set: give it the pod's namespace (the downward API's metadata.namespace)";
+        std::fprintf(stderr, "switchyard: %s: %s\n", ctx_.prefix.show().c_str(),
+                     shape->namespaceError.c_str());
+      }
+    }
+    shape_ = std::move(shape);
     snapshot_ = std::make_shared<Snapshot>(
-        ctx_.prefix, settings_.mode, !settings_.labelKey.empty(), Snapshot::States{},
+        ctx_.prefix, shape_, Snapshot::States{},
         std::make_shared<const namer::WantFn>([](const std::string&) {}), nullptr);
   }
   ~K8sHost() override {
@@ -674,8 +716,7 @@ class K8sHost final : public namer::NamerHost {
   void publish() {
     Snapshot::States states;
     for (const auto& [k, w] : watches_) states.emplace(k, Entry{w->state, w->used});
-    snapshot_ = std::make_shared<Snapshot>(ctx_.prefix, settings_.mode,
-                                           !settings_.labelKey.empty(), std::move(states), want_,
+    snapshot_ = std::make_shared<Snapshot>(ctx_.prefix, shape_, std::move(states), want_,
                                            hosts_ ? hosts_->current() : nullptr);
   }
 
@@ -683,6 +724,7 @@ class K8sHost final : public namer::NamerHost {
   namer::NamerContext ctx_;
   std::unique_ptr<k8s::ApiClient> api_;
   std::unique_ptr<runtime::Timer> sweep_;
+  std::shared_ptr<const Snapshot::Shape> shape_;
   std::map<std::string, std::unique_ptr<Watch>> watches_;
   std::shared_ptr<const dtab::Namer> snapshot_;
   std::shared_ptr<const namer::WantFn> want_ =
@@ -711,14 +753,18 @@ Settings readSettings(runtime::ConfigReader& r, Mode mode) {
   return s;
 }
 
-}  // namespace
-
-router::Plugin k8sNamer() {
+// The three kinds are one host: what they read (`mode`), and whether the
+// namespace comes from the environment rather than the name.
+router::Plugin k8sPlugin(std::string kind, Mode mode, bool namespaced = false) {
   return router::namerPlugin<Settings>(
-      "io.l5d.k8s",
-      [](runtime::ConfigReader& r) -> std::optional<Settings> {
-        Settings s = readSettings(r, Mode::Endpoints);
-        s.endpointSlices = r.boolean("useEndpointSlices", false);
+      std::move(kind),
+      [mode, namespaced](runtime::ConfigReader& r) -> std::optional<Settings> {
+        Settings s = readSettings(r, mode);
+        if (mode == Mode::Endpoints) s.endpointSlices = r.boolean("useEndpointSlices", false);
+        if (namespaced) {
+          s.namespaceVar = r.string("envVar", "POD_NAMESPACE");
+          if (s.namespaceVar.empty()) r.error("envVar: empty; it names the variable that holds the namespace");
+        }
         return s;
       },
       [](const Settings& s, const namer::NamerContext& ctx) -> std::unique_ptr<namer::NamerHost> {
@@ -726,15 +772,12 @@ router::Plugin k8sNamer() {
       });
 }
 
-router::Plugin k8sExternalNamer() {
-  return router::namerPlugin<Settings>(
-      "io.l5d.k8s.external",
-      [](runtime::ConfigReader& r) -> std::optional<Settings> {
-        return readSettings(r, Mode::External);
-      },
-      [](const Settings& s, const namer::NamerContext& ctx) -> std::unique_ptr<namer::NamerHost> {
-        return std::make_unique<K8sHost>(s, ctx);
-      });
-}
+}  // namespace
+
+router::Plugin k8sNamer() { return k8sPlugin("io.l5d.k8s", Mode::Endpoints); }
+
+router::Plugin k8sNamespacedNamer() { return k8sPlugin("io.l5d.k8s.ns", Mode::Endpoints, true); }
+
+router::Plugin k8sExternalNamer() { return k8sPlugin("io.l5d.k8s.external", Mode::External); }
 
 }  // namespace switchyard::plugins

@@ -39,4 +39,10 @@ router::Plugin k8sNamer();
 // config, list-then-watch and metrics as io.l5d.k8s.
 router::Plugin k8sExternalNamer();
 
+// io.l5d.k8s.ns: io.l5d.k8s within one namespace, the value of the
+// environment variable `envVar` (POD_NAMESPACE) when the namer is made:
+// /#/io.l5d.k8s.ns/<port>/<service>[/<label value>]. Without the variable
+// (or with one that is no namespace name) its names fail, saying so.
+router::Plugin k8sNamespacedNamer();
+
 }  // namespace switchyard::plugins

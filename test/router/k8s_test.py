@@ -6,8 +6,9 @@ compacted history (410) and an API down for 30 s keep the last good set;
 a service or port that does not exist is a negative binding; EndpointSlices
 (useEndpointSlices), a numbered port that is the Service's port, and
 in-cluster HTTPS with the service account's CA and (rotated) token;
-labelSelector as Linkerd's label key, and the io.l5d.k8s.external namer
-over Services' load balancers.
+labelSelector as Linkerd's label key, the io.l5d.k8s.ns namer (one
+namespace, from $POD_NAMESPACE) and the io.l5d.k8s.external namer over
+Services' load balancers.
 
 Usage: k8s_test.py SWITCHYARD_BINARY [TEST_NAME ...]
 """
@@ -949,6 +950,45 @@ routers:
         for x in (a, b, b3, fallback):
             x.stop()
 
+def test_namespaced_namer(c):
+    # io.l5d.k8s.ns: names within the pod's own namespace ($POD_NAMESPACE).
+    a = Backend("a", host="127.0.0.1")
+    fallback = Backend("fallback")
+    api = K8sApiServer()
+    routers = {}
+    try:
+        api.start()
+        api.put_service({"namespace": "shop", "name": "web",
+                         "ports": [{"name": "http", "port": 80, "targetPort": a.port}],
+                         "endpoints": [{"ip": "127.0.0.1", "nodeName": "node-0"}]})
+        cfg = """admin: {port: 0}
+namers:
+- {kind: io.l5d.k8s.ns, port: %d}
+routers:
+- protocol: http
+  label: out
+  dtab: /svc => /#/io.l5d.k8s.ns/http | /$/inet/127.0.0.1/%d;
+  servers: [{port: 0}]
+""" % (api.port, fallback.port)
+        routers["shop"] = Router(BINARY, cfg, env={"POD_NAMESPACE": "shop"})
+        routers["unset"] = Router(BINARY, cfg, env={"POD_NAMESPACE": ""})
+        r = routers["shop"]
+        c.eq(answers(r, "web") + answers(r, "Web"), ["a", "a"], "a service in $POD_NAMESPACE, by port name")
+        c.eq(answers(r, "nosuch"), ["fallback"], "a service not in that namespace is negative")
+        reqs = api.request_log()["requests"]
+        c.check(any(q.get("path", "").startswith("/api/v1/namespaces/shop/endpoints") for q in reqs),
+                "the namespace's endpoints are read: %s" % [q.get("path") for q in reqs][:4])
+        s, _, body = http("GET", "http://web/", proxy=("127.0.0.1", routers["unset"].port("out")))
+        c.check(s == 502 and b"POD_NAMESPACE is not set" in body,
+                "without $POD_NAMESPACE its names fail, saying so: %d %r" % (s, body[:200]))
+    finally:
+        for r in routers.values():
+            r.stop()
+        api.stop()
+        a.stop()
+        fallback.stop()
+
+
 TESTS = [
     test_endpoints_follow_changes_under_traffic,
     test_missing_port_and_deleted_service,
@@ -967,6 +1007,7 @@ TESTS = [
     test_label_selector_is_a_label_key,
     test_label_selector_with_the_daemonset_transformer,
     test_external_namer_binds_load_balancers,
+    test_namespaced_namer,
 ]
 
 if __name__ == "__main__":
