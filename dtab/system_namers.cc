@@ -109,14 +109,6 @@ class RinetNamer final : public Namer {
   std::shared_ptr<const HostTable> hosts_;
 };
 
-bool isDnsLabel(std::string_view s) {
-  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-  for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  }
-  return true;
-}
-
 // /$/io.buoyant.hostportPfx/<pfx>/<host>:<port>/rest and porthostPfx: turn an
 // authority into path elements under <pfx>, for the dtab to delegate further.
 class HostPortPfxNamer final : public Namer {
@@ -239,6 +231,14 @@ std::string systemNamerNames() {
     out += e.prefix[1];
   }
   return out;
+}
+
+bool isDnsLabel(std::string_view s) {
+  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
+  for (char c : s) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  }
+  return true;
 }
 
 }  // namespace switchyard::dtab

@@ -61,4 +61,8 @@ std::string systemNamerNames();
 // brackets), and returns it in canonical text form; nullopt if not a literal.
 std::optional<std::string> parseIpLiteral(std::string_view host);
 
+// A DNS label as RFC 1123 has it, lower case: 1-63 of a-z, 0-9 and '-', not
+// beginning or ending with '-' (Kubernetes' namespace and Service names).
+bool isDnsLabel(std::string_view s);
+
 }  // namespace switchyard::dtab

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "dtab/system_namers.h"
 #include "namer/host_resolver.h"
 #include "namer/want.h"
 #include "plugins/k8s/api.h"
@@ -266,13 +267,20 @@ State merge(const std::map<std::string, Parsed>& objects) {
   return s;
 }
 
-// Namespaces and Service names are DNS labels; anything else (from a Host
-// header, say) names nothing, and must not reach a selector.
-bool isDnsLabel(const std::string& s) {
-  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-  });
+// Namespaces and Service names are DNS labels (dtab::isDnsLabel); anything
+// else (from a Host header, say) names nothing, and must not reach a
+// selector.
+using dtab::isDnsLabel;
+
+// The pieces of `s` between `sep`s ("a//b": "a", "", "b").
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  for (std::size_t at = 0; at <= s.size();) {
+    auto end = std::min(s.find(sep, at), s.size());
+    out.push_back(s.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
 }
 
 std::string lower(std::string s) {
@@ -307,11 +315,9 @@ bool isLabelKey(const std::string& s) {
   // The prefix: a DNS subdomain, lower-case labels joined by dots.
   std::string prefix = s.substr(0, slash);
   if (prefix.empty() || prefix.size() > 253) return false;
-  for (std::size_t at = 0; at <= prefix.size();) {
-    auto dot = std::min(prefix.find('.', at), prefix.size());
-    if (!isDnsLabel(prefix.substr(at, dot - at))) return false;
-    at = dot + 1;
-  }
+  auto labels = split(prefix, '.');
+  if (!std::all_of(labels.begin(), labels.end(), [](const std::string& l) { return isDnsLabel(l); }))
+    return false;
   return isLabelValue(s.substr(slash + 1));
 }
 
@@ -538,12 +544,7 @@ class K8sHost final : public namer::NamerHost {
     want_ = namer::makeWant(loop, alive_, [this](const std::string& key) {
       if (watches_.count(key)) return;
       // "<a|s>/<namespace>/<service>[/<label value>]" (see addressKey)
-      std::vector<std::string> parts;
-      for (std::size_t at = 0; at <= key.size();) {
-        auto slash = std::min(key.find('/', at), key.size());
-        parts.push_back(key.substr(at, slash - at));
-        at = slash + 1;
-      }
+      std::vector<std::string> parts = split(key, '/');
       Kind kind = parts[0] == "s"                  ? Kind::Services
                   : settings_.mode == Mode::External ? Kind::External
                   : settings_.endpointSlices         ? Kind::EndpointSlices
